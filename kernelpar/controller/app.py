@@ -1,0 +1,112 @@
+"""``ipcontroller`` / ``python -m kernelpar.controller``: run one controller process.
+
+Parses the command line, binds everything (:class:`.server.ControllerServer`), writes
+the client and engine connection files (mode 0600) only once every socket is bound (so
+"the file exists" means "the controller is ready"), runs the epoll reactor, and on exit
+(SIGTERM, SIGINT, a hub ``shutdown_request``, or the death of the launching process
+named in ``$KERNELPAR_PARENT_PID``) closes the sockets, terminates the zmq context and
+removes the files unless ``--reuse`` was given.
+"""
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+
+from .._version import __version__
+from ..wire import connection, protocol
+from ..wire.session import Session
+
+log = logging.getLogger("kernelpar.controller")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="ipcontroller", description="Start a kernelpar controller (hub and queues).")
+    p.add_argument("--ip", default="127.0.0.1", help="interface to bind ('*' for all; default 127.0.0.1)")
+    p.add_argument("--location", default=None, help="host name or IP that remote engines and clients should use")
+    p.add_argument("--ping", type=float, default=protocol.DEFAULT_HB_PERIOD_MS,
+                   help="heartbeat period in milliseconds (default %(default)s)")
+    p.add_argument("--ping-misses", type=int, default=protocol.DEFAULT_HB_MAX_MISSED,
+                   help="missed heartbeats before an engine is declared dead (default %(default)s)")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--profile-dir", default=None)
+    p.add_argument("--ipython-dir", default=None)
+    p.add_argument("--cluster-id", default="")
+    p.add_argument("--reuse", action="store_true", help="keep the connection files when the controller exits")
+    p.add_argument("--record-limit", type=int, default=1024, help="task records kept in memory")
+    p.add_argument("--size-limit", type=int, default=128 * 1024 * 1024, help="bytes of task data kept in memory")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--version", action="version", version=f"kernelpar {__version__}")
+    return p
+
+
+def configure_logging(level, name):
+    if isinstance(level, str) and level.isdigit():
+        level = int(level)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format=f"%(asctime)s [{name}] %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level.upper() if isinstance(args.log_level, str) else args.log_level, "controller")
+    if args.ping <= 0:
+        sys.exit(f"ipcontroller: --ping must be positive, not {args.ping}")
+
+    import zmq
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor, task
+    from twisted.python import log as twisted_log
+
+    from .records import DictDB
+    from .server import ControllerServer
+
+    twisted_log.PythonLoggingObserver("kernelpar.controller").start()
+
+    profile_dir = connection.locate_profile_dir(args.profile, args.profile_dir, args.ipython_dir)
+    key = secrets.token_hex(32).encode("ascii")
+    session = Session(key, username="kernelpar-controller")
+    ctx = zmq.Context()
+    server = ControllerServer(
+        reactor, ctx, session, connection.versions(), ip=args.ip, location=args.location,
+        hb_period=args.ping / 1000.0, max_missed=args.ping_misses,
+        db=DictDB(record_limit=args.record_limit, size_limit=args.size_limit),
+    )
+    client_info, engine_info = server.connection_info(key)
+    client_info["cluster_id"] = engine_info["cluster_id"] = args.cluster_id
+    files = {
+        kind: connection.connection_file(profile_dir, kind, args.cluster_id) for kind in ("client", "engine")
+    }
+
+    def write_files():
+        server.start()
+        connection.write_private_json(files["engine"], engine_info)
+        connection.write_private_json(files["client"], client_info)
+        log.info("controller ready (pid %d): %s", os.getpid(), files["client"])
+
+    def cleanup():
+        server.close()
+        if not args.reuse:
+            for path in files.values():
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+    parent = os.environ.get("KERNELPAR_PARENT_PID")
+    if parent and parent.isdigit():
+        def watch_parent():
+            if os.getppid() != int(parent):
+                log.warning("the process that started this controller (pid %s) is gone: shutting down", parent)
+                server.hub.shutdown()
+
+        task.LoopingCall(watch_parent).start(1.0, now=False)
+
+    reactor.callWhenRunning(write_files)
+    reactor.addSystemEventTrigger("before", "shutdown", cleanup)
+    reactor.run()
+    ctx.term()
+    log.info("controller stopped")

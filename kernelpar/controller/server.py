@@ -1,0 +1,147 @@
+"""The controller's I/O edge: binds the sockets, runs the devices, feeds the hub.
+
+Everything here runs on the Twisted reactor thread except the C devices
+(:mod:`.devices`).  Python sees only what the hub must decide on: hub requests,
+monitor copies, iopub captures and heartbeat pongs.  :class:`ControllerServer` is also
+the hub's *outbox* (see :mod:`.hub`).
+"""
+
+import logging
+import socket
+
+import zmq
+from twisted.internet import task
+
+from ..wire import protocol
+from ..wire.zmqtwisted import ZmqSocket
+from . import devices
+from .hub import Hub
+
+log = logging.getLogger("kernelpar.controller")
+
+MONITOR_URL = "inproc://kernelpar-monitor"
+CAPTURE_URL = "inproc://kernelpar-iopub-capture"
+IOPUB_INPROC = "inproc://kernelpar-iopub"
+
+
+class ControllerServer:
+    def __init__(self, reactor, ctx, session, versions, ip="127.0.0.1", location=None,
+                 hb_period=1.0, max_missed=5, db=None):
+        self.reactor = reactor
+        self.ctx = ctx
+        self.session = session
+        self.interface = f"tcp://{ip}"
+        self.location = location or (socket.gethostname() if ip in ("*", "0.0.0.0") else ip)
+        self.hub = Hub(session, self, reactor.callLater, versions, hb_period, max_missed, db)
+        self.hb_period = hb_period
+        self._stopping = False
+        self._sockets = []
+        self.ports = {}
+        self._bind()
+
+    def _reader(self, sock_type, on_message, name, bind=True, connect=None):
+        sock = devices.unlimited(self.ctx.socket(sock_type))
+        if bind:
+            self.ports[name] = sock.bind_to_random_port(self.interface)
+        if connect:
+            sock.connect(connect)
+        zs = ZmqSocket(self.reactor, sock, on_message)
+        self._sockets.append(zs)
+        return zs
+
+    def _bind(self):
+        hub = self.hub
+        # inproc sinks are bound before the devices connect their copies to them
+        monitor = self._reader(zmq.SUB, hub.handle_monitor, "monitor", bind=False)
+        monitor.sock.bind(MONITOR_URL)
+        monitor.sock.subscribe(b"")
+        capture = self._reader(zmq.SUB, hub.handle_iopub, "capture", bind=False)
+        capture.sock.bind(CAPTURE_URL)
+        capture.sock.subscribe(b"")
+
+        self.registration = self._reader(zmq.ROUTER, hub.handle_registration, "registration")
+        self.notification = self._reader(zmq.PUB, None, "notification")
+        self.hb_ping = self._reader(zmq.PUB, None, "hb_ping")
+        self._reader(zmq.ROUTER, hub.handle_pong, "hb_pong")
+
+        self.devices = []
+        for name in ("mux", "control"):
+            device, client_port, engine_port = devices.router_queue(
+                self.ctx, name, self.interface, MONITOR_URL, protocol.MONITOR_TOPICS[name])
+            self.ports[name] = client_port
+            self.ports[f"engine_{name}"] = engine_port
+            self.devices.append(device)
+        device, client_port, engine_port = devices.iopub_proxy(self.ctx, self.interface, CAPTURE_URL, IOPUB_INPROC)
+        self.ports["iopub"] = client_port
+        self.ports["engine_iopub"] = engine_port
+        self.devices.append(device)
+
+        # the hub's own subscription: every engine's iopub sees at least one
+        # subscription when it attaches, which tells it its output path is up
+        self.iopub_watch = self._reader(zmq.SUB, lambda frames: None, "iopub_watch", bind=False, connect=IOPUB_INPROC)
+        self.iopub_watch.sock.subscribe(protocol.HUB_IOPUB_TOPIC)
+        # the hub is a client of the control queue, to stop engines on shutdown
+        self.control_out = self._reader(zmq.DEALER, lambda frames: None, "control_out", bind=False,
+                                        connect=f"{self._connect_interface()}:{self.ports['control']}")
+
+    def _connect_interface(self):
+        if self.interface.endswith("://*") or self.interface.endswith("://0.0.0.0"):
+            return "tcp://127.0.0.1"
+        return self.interface
+
+    def start(self):
+        for device in self.devices:
+            device.start()
+        self._heartbeat = task.LoopingCall(self._beat)
+        self._heartbeat.start(self.hb_period, now=True)
+
+    def _beat(self):
+        beat = self.hub.tick()
+        self.hb_ping.send_multipart([b"%d" % beat])
+
+    def connection_info(self, key):
+        common = {
+            "interface": self.interface,
+            "location": self.location,
+            "key": key.decode("ascii"),
+            "signature_scheme": "hmac-sha256",
+            "pack": "json",
+            "unpack": "json",
+            "ssh": "",
+            "registration": self.ports["registration"],
+            "task": None,
+            "task_scheme": "leastload",
+            "versions": self.hub.versions,
+        }
+        client = dict(common, mux=self.ports["mux"], control=self.ports["control"], iopub=self.ports["iopub"],
+                      notification=self.ports["notification"])
+        engine = dict(common, mux=self.ports["engine_mux"], control=self.ports["engine_control"],
+                      iopub=self.ports["engine_iopub"], hb_ping=self.ports["hb_ping"], hb_pong=self.ports["hb_pong"])
+        return client, engine
+
+    # -- the hub's outbox ------------------------------------------------------
+
+    def reply(self, idents, msg_type, content, parent):
+        frames, _ = self.session.serialize(msg_type, content, parent=parent, idents=idents)
+        self.registration.send_multipart(frames)
+
+    def notify(self, msg_type, content):
+        frames, _ = self.session.serialize(msg_type, content)
+        self.notification.send_multipart(frames)
+
+    def control(self, engine_uuid, msg_type, content):
+        frames, _ = self.session.serialize(msg_type, content, idents=[engine_uuid.encode()])
+        self.control_out.send_multipart(frames)
+
+    def stop(self):
+        if not self._stopping:
+            self._stopping = True
+            # leave the shutdown messages time to leave before the sockets close
+            self.reactor.callLater(0.2, self.reactor.stop)
+
+    def close(self, linger=200):
+        if getattr(self, "_heartbeat", None) is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        for zs in self._sockets:
+            zs.close(linger=linger)
+        self._sockets = []

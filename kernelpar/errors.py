@@ -1,0 +1,219 @@
+"""Every exception a kernelpar user can see, in one place.
+
+The hierarchy is ipyparallel's (``IPythonError > KernelError > ...``), so code written
+against ``ipyparallel.error`` catches the same things.  ``RemoteError`` carries an
+exception raised on an engine: its class name (``ename``), message (``evalue``), the
+formatted remote ``traceback`` and ``engine_info`` (``engine_id``, ``engine_uuid``,
+``method``).  ``CompositeError`` bundles several of them from one multi-engine call.
+"""
+
+import builtins
+import sys
+import traceback as _traceback
+
+TimeoutError = builtins.TimeoutError
+
+
+class IPythonError(Exception):
+    """Base class of kernelpar's errors."""
+
+
+class KernelError(IPythonError):
+    pass
+
+
+class EngineError(KernelError):
+    """An engine died, or stopped answering heartbeats, while holding a task."""
+
+
+class NoEnginesRegistered(KernelError):
+    def __str__(self):
+        return (
+            "This operation requires engines. Try client.wait_for_engines(n) to wait for engines to register."
+        )
+
+
+class TaskAborted(KernelError):
+    pass
+
+
+class TaskTimeout(KernelError):
+    pass
+
+
+class TaskRejectError(KernelError):
+    pass
+
+
+class UnmetDependency(KernelError):
+    pass
+
+
+class ImpossibleDependency(UnmetDependency):
+    pass
+
+
+class DependencyTimeout(ImpossibleDependency):
+    pass
+
+
+class InvalidDependency(ImpossibleDependency):
+    pass
+
+
+class MultipleInstanceError(IPythonError):
+    pass
+
+
+class ProtocolVersionError(IPythonError, RuntimeError):
+    """A peer's Python or kernelpar version cannot exchange pickled code with ours."""
+
+
+def _engine_label(engine_info):
+    if not engine_info:
+        return ""
+    eid = engine_info.get("engine_id", "?")
+    method = engine_info.get("method", "?")
+    return f"[{eid}:{method}]"
+
+
+class RemoteError(KernelError):
+    """An exception raised on an engine."""
+
+    engine_info = None
+    tb = None
+
+    def __init__(self, ename, evalue, traceback, engine_info=None):
+        self.ename = ename
+        self.evalue = str(evalue)
+        self.traceback = traceback
+        self.tb = traceback
+        self.engine_info = engine_info or {}
+        super().__init__(ename, self.evalue, traceback, self.engine_info)
+
+    def __repr__(self):
+        label = _engine_label(self.engine_info)
+        return f"<RemoteError{label}:{self.ename}({self.evalue})>"
+
+    def __str__(self):
+        label = _engine_label(self.engine_info)
+        return f"{label + ' ' if label else ''}{self.ename}: {self.evalue}"
+
+    def render_traceback(self):
+        """The remote traceback as a list of lines (what IPython shows)."""
+        return (self.traceback or "No traceback available").splitlines()
+
+    def _render_traceback_(self):
+        return self.render_traceback()
+
+    def print_traceback(self, file=None):
+        print("\n".join(self.render_traceback()), file=file or sys.stdout)
+
+
+class AlreadyDisplayedError(RemoteError):
+    def __init__(self, n):
+        self.n = n
+        KernelError.__init__(self, n)
+
+    def __str__(self):
+        return f"{self.n} errors"
+
+
+class CompositeError(RemoteError):
+    """Several remote exceptions from one call on many engines."""
+
+    tb_limit = 4
+
+    def __init__(self, message, elist):
+        Exception.__init__(self, message, elist)
+        self.msg = message
+        self.elist = _flatten(elist)
+        ename, evalue, tb, info = self.elist[0] if self.elist else ("", "", "", {})
+        self.ename, self.evalue, self.traceback, self.tb, self.engine_info = ename, evalue, tb, tb, info
+
+    @staticmethod
+    def _header(ename, evalue, info):
+        return f"{_engine_label(info)} {ename}: {evalue}".lstrip()
+
+    def __str__(self):
+        lines = [self.msg]
+        lines += [self._header(e, v, i) for e, v, _, i in self.elist]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"CompositeError({len(self.elist)})"
+
+    def render_traceback(self, excid=None):
+        lines = []
+        if excid is None:
+            for ename, evalue, tb, info in self.elist[: self.tb_limit]:
+                lines.append(_engine_label(info) + ": ")
+                lines.extend((tb or f"{ename}: {evalue}").splitlines())
+                lines.append("")
+            extra = len(self.elist) - self.tb_limit
+            if extra > 0:
+                lines.append(f"... {extra} more exceptions ...")
+        else:
+            ename, evalue, tb, info = self._get(excid)
+            lines.append(_engine_label(info) + ": ")
+            lines.extend((tb or f"{ename}: {evalue}").splitlines())
+        return lines
+
+    def print_traceback(self, excid=None, file=None):
+        print("\n".join(self.render_traceback(excid)), file=file or sys.stdout)
+
+    def _get(self, excid):
+        try:
+            return self.elist[excid]
+        except IndexError:
+            raise IndexError(f"an exception with index {excid} does not exist") from None
+
+    def raise_exception(self, excid=0):
+        ename, evalue, tb, info = self._get(excid)
+        raise RemoteError(ename, evalue, tb, info)
+
+
+def _flatten(elist):
+    flat = []
+    for item in elist:
+        if isinstance(item, CompositeError):
+            flat.extend(item.elist)
+        elif isinstance(item, RemoteError):
+            flat.append((item.ename, item.evalue, item.traceback, item.engine_info))
+        else:
+            flat.append(tuple(item))
+    return flat
+
+
+def wrap_exception(engine_info=None, exc=None):
+    """The error-reply content describing the exception being handled (or ``exc``)."""
+    if exc is None:
+        exc = sys.exc_info()[1]
+    tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        "status": "error",
+        "ename": type(exc).__name__,
+        "evalue": str(exc),
+        "traceback": tb,
+        "engine_info": engine_info or {},
+    }
+
+
+def unwrap_exception(content):
+    """The exception an error-reply content describes: a ``RemoteError`` (or subclass)."""
+    err = RemoteError(
+        content.get("ename", "Error"),
+        content.get("evalue", ""),
+        content.get("traceback", ""),
+        content.get("engine_info"),
+    )
+    return err
+
+
+def collect_exceptions(rdict_or_list, method="unspecified"):
+    """Raise a ``CompositeError`` if any element is a ``RemoteError``; else return the input."""
+    values = rdict_or_list.values() if isinstance(rdict_or_list, dict) else rdict_or_list
+    elist = [r for r in values if isinstance(r, RemoteError)]
+    if not elist:
+        return rdict_or_list
+    raise CompositeError(f"one or more exceptions from call to method: {method}", elist)

@@ -1,0 +1,176 @@
+"""Message framing and signing: the Jupyter wire format, with HMAC-SHA256.
+
+A message on a zmq socket is the multipart frame list::
+
+    [routing ids ..., b"<IDS|MSG>", signature, header, parent_header, metadata, content, *buffers]
+
+The four dicts are compact JSON; ``signature`` is the hex HMAC-SHA256 of those four
+frames under the cluster key.  Buffers (pickled data, out-of-band array memory) follow
+unsigned, as in Jupyter: they are bound to the message by the signed header's msg_id
+and the buffer count the signed metadata carries would be the next step if needed.
+
+This module does no I/O.  ``Session.serialize`` turns a message into frames,
+``Session.deserialize`` turns frames back into a :class:`Message` or raises
+:class:`MessageError`, which callers log and drop: a bad frame never propagates into a
+reactor or an IO thread.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from datetime import datetime, timezone
+from itertools import count
+
+import zmq
+
+DELIM = b"<IDS|MSG>"
+PROTOCOL_VERSION = "5.3"
+
+_json_encoder = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
+_json_decode = json.JSONDecoder().decode
+
+
+class MessageError(ValueError):
+    """A multipart message that cannot be accepted: bad framing, JSON or signature."""
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def isoformat(dt=None):
+    return (dt or utcnow()).isoformat()
+
+
+def parse_date(value):
+    """Parse an ISO date string from a header into a tz-aware datetime (None passes)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def pack(obj):
+    return _json_encoder.encode(obj).encode("utf-8")
+
+
+def unpack(data):
+    return _json_decode(bytes(data).decode("utf-8"))
+
+
+def new_id():
+    return uuid.uuid4().hex
+
+
+class Message(dict):
+    """A received message: a dict with attribute access to its parts.
+
+    Keys: ``idents`` (routing frames), ``header``, ``parent_header``, ``metadata``,
+    ``content``, ``buffers`` (zmq frames or bytes), ``msg_id``, ``msg_type``.
+    """
+
+    __getattr__ = dict.__getitem__
+
+
+class Session:
+    """Builds, signs, checks and parses messages for one endpoint.
+
+    ``session`` is this endpoint's id (a client's uuid, an engine's uuid); ``key`` is the
+    cluster's HMAC key as bytes.  An empty key disables signing (and then only unsigned
+    messages are accepted), which exists for tests of the signature check itself.
+    """
+
+    def __init__(self, key, session=None, username=None):
+        if isinstance(key, str):
+            key = key.encode("ascii")
+        self.key = key
+        self.session = session or new_id()
+        self.username = username or os.environ.get("USER", "kernelpar")
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256) if key else None
+        self._ids = count()
+        self._id_prefix = f"{self.session[:8]}-{os.getpid()}-"
+
+    def msg_id(self):
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    def header(self, msg_type, msg_id=None):
+        return {
+            "msg_id": msg_id or self.msg_id(),
+            "msg_type": msg_type,
+            "session": self.session,
+            "username": self.username,
+            "date": isoformat(),
+            "version": PROTOCOL_VERSION,
+        }
+
+    def sign(self, parts):
+        if self._hmac is None:
+            return b""
+        h = self._hmac.copy()
+        for p in parts:
+            h.update(p)
+        return h.hexdigest().encode("ascii")
+
+    def serialize(self, msg_type, content=None, parent=None, metadata=None, buffers=(), idents=(), header=None):
+        """Return ``(frames, header)`` for a new message.
+
+        ``parent`` is the parent message's header dict (or None).  ``buffers`` are sent
+        as they are: bytes, memoryviews, pickle buffers or zmq frames.
+        """
+        header = header or self.header(msg_type)
+        parts = [pack(header), pack(parent or {}), pack(metadata or {}), pack(content or {})]
+        frames = list(idents)
+        frames.append(DELIM)
+        frames.append(self.sign(parts))
+        frames.extend(parts)
+        frames.extend(buffers)
+        return frames, header
+
+    def deserialize(self, frames, content=True):
+        """Parse a full frame list (routing ids first) into a :class:`Message`.
+
+        Raises :class:`MessageError` for a missing delimiter, a bad signature, too few
+        frames or undecodable JSON.
+        """
+        idx = _delim_index(frames)
+        if idx < 0:
+            raise MessageError("no <IDS|MSG> delimiter in message")
+        if len(frames) < idx + 6:
+            raise MessageError(f"message has {len(frames) - idx - 1} frames after the delimiter, expected at least 5")
+        signature = as_bytes(frames[idx + 1])
+        parts = [as_bytes(p) for p in frames[idx + 2 : idx + 6]]
+        if self._hmac is not None:
+            if not signature:
+                raise MessageError("unsigned message")
+            if not hmac.compare_digest(signature, self.sign(parts)):
+                raise MessageError("invalid HMAC signature")
+        try:
+            header = unpack(parts[0])
+            msg = Message(
+                idents=[as_bytes(f) for f in frames[:idx]],
+                header=header,
+                parent_header=unpack(parts[1]),
+                metadata=unpack(parts[2]),
+                content=unpack(parts[3]) if content else parts[3],
+                buffers=list(frames[idx + 6 :]),
+                msg_id=header["msg_id"],
+                msg_type=header["msg_type"],
+            )
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise MessageError(f"undecodable message: {e}") from None
+        if not isinstance(header, dict) or not isinstance(msg["content"], (dict, bytes)):
+            raise MessageError("message header and content must be JSON objects")
+        return msg
+
+
+def as_bytes(frame):
+    """The bytes of a zmq frame (``copy=False`` receive) or of any bytes-like object."""
+    return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
+
+
+def _delim_index(frames):
+    for i, f in enumerate(frames):
+        if len(f) == len(DELIM) and as_bytes(f) == DELIM:
+            return i
+    return -1

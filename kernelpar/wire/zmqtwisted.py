@@ -1,0 +1,130 @@
+"""A zmq socket driven by a Twisted reactor (an ``IReadDescriptor``).
+
+Theory of operation
+-------------------
+A zmq socket exposes one file descriptor, ``zmq.FD``, and it is *edge-triggered*: it
+becomes readable when libzmq's internal mailbox receives commands, and *any* call that
+processes that mailbox (``recv``, ``send``, ``getsockopt(EVENTS)``) consumes the edge.
+So the reactor's "readable" callback is only a hint.  The rules this class follows:
+
+* On a wake-up, drain while ``EVENTS & POLLIN`` (not until the first EAGAIN of one
+  ``recv``), handling at most ``max_batch`` messages per reactor turn and rescheduling
+  itself with ``callLater(0)`` for the rest, because the FD will not fire again for
+  messages that are already queued.
+* After every send, re-check ``EVENTS``: the send may have swallowed the edge that
+  announced new incoming messages.  Forgetting this stalls a server whose replies are
+  sent outside its read handler (the normal case for a relaying controller); the test
+  suite reproduces that stall with a naive subclass.
+* Sends that hit EAGAIN (HWM on a DEALER/PUB) are queued in order and flushed when
+  ``EVENTS & POLLOUT`` comes back.
+* ``removeReader`` before ``close``; ``LINGER`` is explicit.
+"""
+
+from collections import deque
+
+import zmq
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.python import log
+from zope.interface import implementer
+
+
+@implementer(IReadDescriptor)
+class ZmqSocket:
+    """Own ``sock`` on ``reactor``: call ``on_message(frames)`` for each received message."""
+
+    max_batch = 256
+
+    def __init__(self, reactor, sock, on_message=None, copy=False, linger=0):
+        self.reactor = reactor
+        self.sock = sock
+        self.on_message = on_message
+        self.copy = copy
+        sock.setsockopt(zmq.LINGER, linger)
+        self._fd = sock.getsockopt(zmq.FD)
+        self._pending_drain = None
+        self._outbox = deque()
+        if on_message is not None:
+            reactor.addReader(self)
+            self._schedule_drain()
+
+    # IReadDescriptor / ILoggingContext
+    def fileno(self):
+        return self._fd if self.sock is not None else -1
+
+    def logPrefix(self):
+        return "zmq"
+
+    def connectionLost(self, reason):
+        self.close()
+
+    def doRead(self):
+        self._drain()
+
+    def send_multipart(self, frames, copy=False, track=False):
+        """Send now if possible, else queue in order; never raises EAGAIN."""
+        if self.sock is None:
+            raise RuntimeError("send on a closed zmq socket")
+        if self._outbox or not self._try_send(frames, copy):
+            self._outbox.append((frames, copy))
+        self._after_send()
+
+    def _try_send(self, frames, copy):
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=copy)
+            return True
+        except zmq.Again:
+            return False
+
+    def _after_send(self):
+        # the send may have consumed the edge announcing incoming messages
+        events = self.sock.getsockopt(zmq.EVENTS)
+        if events & zmq.POLLIN or (self._outbox and events & zmq.POLLOUT):
+            self._schedule_drain()
+
+    def _schedule_drain(self):
+        if self._pending_drain is None and self.sock is not None:
+            self._pending_drain = self.reactor.callLater(0, self._scheduled_drain)
+
+    def _scheduled_drain(self):
+        self._pending_drain = None
+        self._drain()
+
+    def _drain(self):
+        handled = 0
+        while self.sock is not None:
+            events = self.sock.getsockopt(zmq.EVENTS)
+            if self._outbox and events & zmq.POLLOUT:
+                self._flush()
+                continue
+            if not events & zmq.POLLIN or self.on_message is None:
+                return
+            if handled >= self.max_batch:
+                self._schedule_drain()
+                return
+            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=self.copy)
+            handled += 1
+            try:
+                self.on_message(frames)
+            except Exception:
+                log.err(None, "error handling a zmq message (dropped)")
+
+    def _flush(self):
+        while self._outbox:
+            frames, copy = self._outbox[0]
+            if not self._try_send(frames, copy):
+                return
+            self._outbox.popleft()
+
+    def close(self, linger=None):
+        if self.sock is None:
+            return
+        if self.on_message is not None:
+            try:
+                self.reactor.removeReader(self)
+            except (ValueError, OSError, KeyError):
+                pass
+        if self._pending_drain is not None and self._pending_drain.active():
+            self._pending_drain.cancel()
+        self._pending_drain = None
+        self.sock.close(linger=linger)
+        self.sock = None
