@@ -1,0 +1,137 @@
+"""Framing, signing and serialization round trips (no sockets)."""
+
+import json
+import os
+import stat
+import threading
+
+import numpy as np
+import pytest
+
+from kernelpar.wire import connection, serialize
+from kernelpar.wire.serialize import Reference, SerializationError, pack_apply, unpack_apply
+from kernelpar.wire.session import DELIM, MessageError, Session
+
+
+def test_round_trip_keeps_parts_and_buffers():
+    s = Session(b"secret")
+    frames, header = s.serialize("apply_request", {"a": 1}, parent={"msg_id": "p"}, metadata={"m": 2},
+                                 buffers=[b"x" * 10], idents=[b"engine", b"client"])
+    msg = s.deserialize(frames)
+    assert msg.idents == [b"engine", b"client"]
+    assert msg.msg_type == "apply_request" and msg.msg_id == header["msg_id"]
+    assert msg.content == {"a": 1} and msg.metadata == {"m": 2} and msg.parent_header == {"msg_id": "p"}
+    assert msg.buffers == [b"x" * 10]
+    assert set(header) >= {"msg_id", "msg_type", "session", "username", "date", "version"}
+
+
+def test_message_ids_are_unique():
+    s = Session(b"k")
+    assert len({s.msg_id() for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize("tamper", ["header", "content", "signature"])
+def test_tampered_or_wrongly_signed_messages_are_refused(tamper):
+    s = Session(b"secret")
+    frames, _ = s.serialize("x", {"a": 1})
+    i = frames.index(DELIM)
+    where = {"signature": i + 1, "header": i + 2, "content": i + 5}[tamper]
+    frames[where] = frames[where][:-1] + b"0"
+    with pytest.raises(MessageError):
+        s.deserialize(frames)
+    with pytest.raises(MessageError, match="invalid HMAC"):
+        Session(b"other key").deserialize(s.serialize("x", {})[0])
+
+
+def test_unsigned_and_garbage_messages_are_refused():
+    signed = Session(b"secret")
+    unsigned_frames, _ = Session(b"").serialize("x", {})
+    with pytest.raises(MessageError, match="unsigned"):
+        signed.deserialize(unsigned_frames)
+    for garbage in ([b"junk"], [DELIM, b"sig"], [DELIM, b"", b"{", b"{}", b"{}", b"{}"], []):
+        with pytest.raises(MessageError):
+            signed.deserialize(garbage)
+
+
+def test_large_arrays_travel_out_of_band_without_copies():
+    arr = np.arange(1_000_000, dtype=np.float64)
+    buffers = serialize.serialize_object({"a": arr})
+    assert len(buffers) == 2
+    assert np.shares_memory(np.frombuffer(buffers[1], dtype=np.float64), arr)
+    got = serialize.deserialize_object([bytes(buffers[0]), buffers[1]])
+    assert np.shares_memory(got["a"], arr)
+    assert np.array_equal(got["a"], arr)
+
+
+def test_small_objects_stay_in_band():
+    buffers = serialize.serialize_object([1, "two", np.arange(3)])
+    assert len(buffers) == 1
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_large_bytes_like_arguments_go_out_of_band(kind):
+    value = kind(b"z" * 200_000)
+    buffers = pack_apply(len, (value,), {})
+    assert len(buffers) == 2
+    f, args, _ = unpack_apply(buffers, {})
+    assert f is len and bytes(args[0]) == b"z" * 200_000
+    assert isinstance(args[0], kind)
+
+
+def test_interactive_functions_use_the_receivers_namespace():
+    offset = 5  # noqa: F841 - a client-side local the engine must not see
+    f = serialize.interactive(lambda x: x + offset_on_engine)  # noqa: F821
+    namespace = {"offset_on_engine": 100}
+    serialize.set_user_namespace(namespace)
+    try:
+        g, args, kwargs = unpack_apply(pack_apply(f, (1,), {}), namespace)
+        assert g(*args) == 101
+    finally:
+        serialize.set_user_namespace(None)
+
+
+def test_closures_travel_by_value():
+    def make(n):
+        return lambda x: x * n
+
+    g, args, _ = unpack_apply(pack_apply(serialize.interactive(make(3)), (2,), {}), {})
+    assert g(*args) == 6
+
+
+def test_references_resolve_in_the_namespace():
+    namespace = {"a": {"b": 7}, "f": abs}
+    f, args, kwargs = unpack_apply(pack_apply(Reference("f"), (Reference("a['b']"), [Reference("-1")]), {"k": Reference("a")}), namespace)
+    assert f is abs and args == [7, [-1]] and kwargs == {"k": {"b": 7}}
+
+
+@pytest.mark.parametrize("bad, name", [(threading.Lock(), "lock"), ((i for i in range(3)), "generator")])
+def test_unpicklable_arguments_name_their_type(bad, name):
+    with pytest.raises(SerializationError, match=f"argument 0 of len.*{name}"):
+        pack_apply(len, (bad,), {})
+    with pytest.raises(SerializationError, match=name):
+        serialize.serialize_object(bad)
+
+
+def test_connection_files_are_private(tmp_path):
+    profile = connection.locate_profile_dir(profile_dir=str(tmp_path / "profile_x"))
+    path = connection.connection_file(profile, "client", "abc")
+    assert path.endswith("security/ipcontroller-abc-client.json")
+    connection.write_private_json(path, {"key": "k"})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert json.load(open(path)) == {"key": "k"}
+
+
+def test_version_mismatch_names_both_versions():
+    mine = connection.versions()
+    assert connection.version_mismatch(mine, dict(mine)) is None
+    other = dict(mine, python="3.9.1")
+    message = connection.version_mismatch(mine, other, "this client", "the controller")
+    assert mine["python"] in message and "3.9.1" in message
+    assert "kernelpar 0.0.1" in connection.version_mismatch(mine, dict(mine, kernelpar="0.0.1"))
+
+
+def test_wildcard_interface_connects_to_location():
+    info = {"interface": "tcp://*", "location": "10.1.2.3", "mux": 5}
+    assert connection.url(info, "mux") == "tcp://*:5"
+    assert connection.connect_url(info, "mux") == "tcp://10.1.2.3:5"
