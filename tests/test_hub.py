@@ -13,7 +13,7 @@ KEY = b"test-key"
 
 class Outbox:
     def __init__(self):
-        self.replies, self.notes, self.controls, self.stopped = [], [], [], False
+        self.replies, self.notes, self.controls, self.pings, self.stopped = [], [], [], [], False
 
     def reply(self, idents, msg_type, content, parent):
         self.replies.append((idents, msg_type, content))
@@ -23,6 +23,9 @@ class Outbox:
 
     def control(self, uuid, msg_type, content):
         self.controls.append((uuid, msg_type))
+
+    def ping(self, beat):
+        self.pings.append(beat)
 
     def stop(self):
         self.stopped = True
@@ -77,6 +80,17 @@ def test_engines_get_increasing_ids_and_register_after_all_steps(hub):
     assert hub.outbox_.notes == [("registration_notification", {"id": 0, "uuid": "u0"})]
 
 
+def test_an_engine_whose_queues_are_ready_is_pinged_at_once(hub):
+    register(hub, "u0")
+    engine = Session(KEY, session="u0")
+    for topic in (b"out", b"outcontrol"):
+        frames, _ = engine.serialize("engine_ready", {}, idents=[protocol.HUB_ROUTING_ID, b"u0"])
+        hub.handle_monitor([topic] + frames)
+    assert hub.outbox_.pings == [0]
+    hub.handle_pong([b"u0", b"0"])
+    assert hub.outbox_.notes == [("registration_notification", {"id": 0, "uuid": "u0"})]
+
+
 def test_ids_are_never_reused_and_requested_ids_are_honoured(hub):
     register(hub, "u0")
     make_ready(hub, "u0")
@@ -106,8 +120,8 @@ def test_answering_engines_stay(hub):
     register(hub, "u0")
     make_ready(hub, "u0")
     for _ in range(10):
-        beat = hub.tick()
-        hub.handle_pong([b"u0", b"%d" % beat])
+        hub.tick()
+        hub.handle_pong([b"u0", b"%d" % hub.outbox_.pings[-1]])
     assert [n for n, _ in hub.outbox_.notes] == ["registration_notification"]
 
 

@@ -2,11 +2,12 @@
 
 The hub is plain Python with no sockets.  The controller's I/O side feeds it every
 message from the registration ROUTER, the queue monitors, the iopub capture and the
-heartbeat pong ROUTER, and the hub answers through an *outbox* object with four methods:
+heartbeat pong ROUTER, and the hub answers through an *outbox* object with five methods:
 
 * ``reply(idents, msg_type, content, parent)`` on the registration socket,
 * ``notify(msg_type, content)`` on the notification PUB,
 * ``control(engine_uuid, msg_type, content)`` through the control queue to an engine,
+* ``ping(beat)`` on the heartbeat PUB,
 * ``stop()`` to end the controller.
 
 Time enters only through ``call_later(seconds, fn)``, so tests drive the hub with
@@ -27,6 +28,8 @@ log = logging.getLogger("kernelpar.controller")
 
 #: how long a connection request may wait for the client's iopub subscription
 SUBSCRIPTION_WAIT = 2.0
+#: a second early ping, in case the first reached the engine's heart before it subscribed
+REGISTRATION_PING_RETRY = 0.05
 
 
 def _reply_type(request_type):
@@ -105,11 +108,22 @@ class Hub:
 
     def _engine_step(self, uuid, step):
         rec = self.registry.mark(uuid, step)
-        if rec is not None:
-            self.queues.setdefault(rec.uuid, {})
-            self.completed.setdefault(rec.uuid, 0)
-            log.info("engine %d registered (pid %s on %s)", rec.id, rec.pid, rec.hostname)
-            self.outbox.notify("registration_notification", {"id": rec.id, "uuid": rec.uuid})
+        if rec is None:
+            pending = self.registry.get(uuid)
+            if pending is not None and not pending.registered and pending.seen == {"mux", "control"}:
+                # its heart is connected by now: ping at once rather than wait up to a period
+                self.outbox.ping(self.heart.beat)
+                self.call_later(REGISTRATION_PING_RETRY, self._ping_if_pending, uuid)
+            return
+        self.queues.setdefault(rec.uuid, {})
+        self.completed.setdefault(rec.uuid, 0)
+        log.info("engine %d registered (pid %s on %s)", rec.id, rec.pid, rec.hostname)
+        self.outbox.notify("registration_notification", {"id": rec.id, "uuid": rec.uuid})
+
+    def _ping_if_pending(self, uuid):
+        rec = self.registry.get(uuid)
+        if rec is not None and not rec.registered:
+            self.outbox.ping(self.heart.beat)
 
     def _on_unregistration_request(self, msg):
         rec = self.registry.by_id(msg.content.get("id"))
@@ -259,8 +273,8 @@ class Hub:
         self._engine_step(uuid, "heart")
 
     def tick(self):
-        """One heartbeat period: returns the beat number to publish."""
+        """One heartbeat period: declare silent engines dead, publish the next ping."""
         beat, dead = self.heart.tick()
         for ident in dead:
             self.unregister(ident.decode(errors="replace"), "it missed too many heartbeats")
-        return beat
+        self.outbox.ping(beat)

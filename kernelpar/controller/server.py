@@ -92,12 +92,9 @@ class ControllerServer:
     def start(self):
         for device in self.devices:
             device.start()
-        self._heartbeat = task.LoopingCall(self._beat)
+        self._heartbeat = task.LoopingCall(self.hub.tick)
         self._heartbeat.start(self.hb_period, now=True)
 
-    def _beat(self):
-        beat = self.hub.tick()
-        self.hb_ping.send_multipart([b"%d" % beat])
 
     def connection_info(self, key):
         common = {
@@ -132,6 +129,9 @@ class ControllerServer:
     def control(self, engine_uuid, msg_type, content):
         frames, _ = self.session.serialize(msg_type, content, idents=[engine_uuid.encode()])
         self.control_out.send_multipart(frames)
+
+    def ping(self, beat):
+        self.hb_ping.send_multipart([b"%d" % beat])
 
     def stop(self):
         if not self._stopping:

@@ -1,0 +1,5 @@
+"""``python -m kernelpar.cluster``: the ``ipcluster`` command."""
+
+from .app import main
+
+main()

@@ -1,0 +1,199 @@
+"""``ipcluster``: start, stop and list kernelpar clusters from the command line.
+
+::
+
+    ipcluster start -n 4 [--profile P | --profile-dir D] [--cluster-id I] [--daemonize]
+                         [--ip IP] [--location HOST] [--engines local] [-- CONTROLLER ARGS]
+    ipcluster stop [--profile P] [--cluster-id I] [--all]
+    ipcluster list [-o json]
+    ipcluster local -n 4          # the IPython 0.10 form of ``ipcluster start``
+
+Arguments after ``--`` go to the controller (``ipcluster start -n 2 -- --ping 200``).
+``ipcluster`` uses cluster id ``""`` by default, as ipyparallel does, so one
+``ipcluster start`` per profile unless ``--cluster-id`` says otherwise.  The other
+IPython 0.10 modes (``mpiexec``, ``mpirun``, ``ssh``, ``pbs``, ``sge``, ``lsf``) parse
+and say which launcher is missing.
+
+Exit status: 0 ok; 1 failed; 2 usage; 10 already running; 11 nothing to stop.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from .._version import __version__
+from ..wire import connection
+from . import files
+from .cluster import Cluster
+from .launchers import PLANNED_LAUNCHERS, LauncherNotAvailable, engine_launcher_class
+
+ALREADY_STARTED = 10
+ALREADY_STOPPED = 11
+CLASSIC_MODES = ("mpiexec", "mpirun", "ssh", "pbs", "sge", "lsf")
+
+
+def _add_profile_args(p):
+    p.add_argument("--profile", default=None, help="profile name (default: 'default')")
+    p.add_argument("--profile-dir", default=None, help="profile directory (instead of --profile)")
+    p.add_argument("--ipython-dir", default=None, help="IPython directory (default: $IPYTHONDIR or ~/.ipython)")
+
+
+def _add_start_args(p):
+    _add_profile_args(p)
+    p.add_argument("-n", "--n", type=int, default=None, help="number of engines (default: one per CPU)")
+    p.add_argument("--cluster-id", default="", help="cluster id (default: '')")
+    p.add_argument("--daemonize", "--daemon", action="store_true",
+                   help="run in the background; return once all engines have registered")
+    p.add_argument("--ip", default=None, help="interface the controller listens on (default 127.0.0.1)")
+    p.add_argument("--location", default=None, help="host name engines and clients use to reach the controller")
+    p.add_argument("--engines", default="local", help="engine launcher (available: local)")
+    p.add_argument("--controller", default="local", help="controller launcher (available: local)")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds between starting the controller and the engines")
+    p.add_argument("--engine-timeout", type=float, default=60.0,
+                   help="seconds to wait for the controller and the engines (default %(default)s)")
+    p.add_argument("--work-dir", default=None, help="working directory of the engines (default: this one)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ... (default INFO)")
+    p.add_argument("--debug", action="store_const", const="DEBUG", dest="log_level", help="--log-level DEBUG")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ipcluster", description="Start, stop and list kernelpar clusters (a controller and engines).",
+        epilog="Arguments after '--' are passed to the controller, e.g. ipcluster start -n 2 -- --ping 200",
+    )
+    parser.add_argument("--version", action="version", version=f"kernelpar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    _add_start_args(sub.add_parser("start", help="start a cluster (in the foreground unless --daemonize)"))
+    _add_start_args(sub.add_parser("local", help="IPython 0.10 form of 'start': a local cluster"))
+
+    stop = sub.add_parser("stop", help="stop a running cluster")
+    _add_profile_args(stop)
+    stop.add_argument("--cluster-id", default="", help="cluster id (default: '')")
+    stop.add_argument("--all", action="store_true", help="stop every cluster of the profile")
+    stop.add_argument("cluster_ids", nargs="*", help="cluster ids to stop (instead of --cluster-id)")
+
+    ls = sub.add_parser("list", help="list clusters (of every profile, unless one is given)")
+    _add_profile_args(ls)
+    ls.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+
+    for mode in CLASSIC_MODES:
+        classic = sub.add_parser(mode, help=f"IPython 0.10 mode: needs the {PLANNED_LAUNCHERS[mode]} launcher")
+        classic.add_argument("-n", "--n", type=int, default=None)
+    return parser
+
+
+def _split_controller_args(argv):
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def _configure_logging(level):
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, stream=sys.stderr,
+                        format="%(asctime)s [ipcluster] %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def _profile_dir(args):
+    return connection.locate_profile_dir(args.profile, args.profile_dir, args.ipython_dir, create=False)
+
+
+def cmd_list(args):
+    if args.profile or args.profile_dir:
+        profile_dirs = [_profile_dir(args)]
+    else:
+        profile_dirs = files.profile_dirs(args.ipython_dir)
+    clusters = []
+    for profile_dir in profile_dirs:
+        for path in files.cluster_files(profile_dir):
+            try:
+                clusters.append(Cluster.from_file(path, ipython_dir=args.ipython_dir))
+            except (OSError, ValueError, KeyError, LauncherNotAvailable) as e:
+                print(f"ipcluster list: cannot read {path}: {e}", file=sys.stderr)
+    if args.output == "json":
+        json.dump([c.to_dict() for c in clusters], sys.stdout, indent=1)
+        print()
+        return 0
+    rows = [("PROFILE", "CLUSTER ID", "RUNNING", "ENGINES", "LAUNCHER")]
+    for c in clusters:
+        engines = sum(es.running_count for es in c.engines.values() if es.running)
+        rows.append((files.profile_name(c.profile_dir, args.ipython_dir), c.cluster_id or "''",
+                     str(c.running), str(engines), c.engine_launcher_class.name or "?"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+async def _stop_clusters(clusters):
+    await asyncio.gather(*(c.stop_cluster() for c in clusters))
+
+
+def cmd_stop(args):
+    profile_dir = _profile_dir(args)
+    if args.all:
+        paths = files.cluster_files(profile_dir)
+        if not paths:
+            print(f"ipcluster stop: no clusters in {profile_dir}", file=sys.stderr)
+            return ALREADY_STOPPED
+    else:
+        paths = [files.cluster_file_path(profile_dir, cid) for cid in (args.cluster_ids or [args.cluster_id])]
+    running, status = [], 0
+    for path in paths:
+        cluster_id = files.cluster_id_from_path(path)
+        try:
+            cluster = Cluster.from_file(path, ipython_dir=args.ipython_dir)
+        except FileNotFoundError:
+            print(f"ipcluster stop: no cluster {cluster_id!r} is running in {profile_dir} (no {path})",
+                  file=sys.stderr)
+            status = ALREADY_STOPPED
+            continue
+        except (ValueError, KeyError, LauncherNotAvailable) as e:
+            print(f"ipcluster stop: cannot read {path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        if cluster.running or cluster._has_processes():
+            running.append(cluster)
+        else:
+            cluster.remove_cluster_file()
+            print(f"ipcluster stop: cluster {cluster_id!r} was not running (removed its stale cluster file)",
+                  file=sys.stderr)
+            status = ALREADY_STOPPED
+    asyncio.run(_stop_clusters(running))
+    for cluster in running:
+        print(f"Stopped cluster {cluster.cluster_id!r} in {cluster.profile_dir}")
+    if status == 1:
+        return 1
+    return 0 if running else status
+
+
+def cmd_classic(args):
+    try:
+        engine_launcher_class(args.command)
+    except LauncherNotAvailable as e:
+        print(f"ipcluster {args.command}: {e}.\nFor a cluster on this machine use: ipcluster start -n N "
+              f"(or the old form: ipcluster local -n N)", file=sys.stderr)
+    return 1
+
+
+def main(argv=None):
+    argv, controller_args = _split_controller_args(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command in CLASSIC_MODES:
+        # IPython 0.10 mode options (--mpi, --pbs-script, --clusterfile, ...) are accepted
+        sys.exit(cmd_classic(args))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command in ("start", "local"):
+        from .start import cmd_start
+
+        _configure_logging(args.log_level)
+        sys.exit(cmd_start(args, controller_args))
+    if controller_args:
+        parser.error(f"'--' arguments are only for 'ipcluster start', not {args.command!r}")
+    sys.exit({"stop": cmd_stop, "list": cmd_list}[args.command](args))

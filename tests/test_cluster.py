@@ -1,0 +1,316 @@
+"""Live tests of the Cluster API and ipcluster: real controllers and engines.
+
+Each test that starts its own cluster gets its own ``$IPYTHONDIR``, uses fast heartbeats
+(``--ping 200``) and checks that what it started is gone afterwards.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import kernelpar
+from kernelpar.cluster import Cluster, ClusterRunning
+from kernelpar.wire import connection
+
+FAST = ["--ping", "200"]
+# time for a controller and engines to notice their parent died (they check every second)
+ORPHAN_GRACE = 8.0
+
+
+@pytest.fixture
+def ipydir(tmp_path, monkeypatch):
+    """A private $IPYTHONDIR for one test."""
+    path = tmp_path / "ipython"
+    path.mkdir()
+    monkeypatch.setenv("IPYTHONDIR", str(path))
+    return str(path)
+
+
+def _alive(pids):
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait_gone(pids, timeout):
+    """Seconds until every pid has exited; fails listing the survivors after ``timeout``."""
+    t0 = time.monotonic()
+    while _alive(pids):
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"still running after {timeout} s: {_alive(pids)}")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def _cluster_pids(cluster):
+    pids = [cluster.controller.pid] if cluster.controller else []
+    for engine_set in cluster.engines.values():
+        pids += engine_set.pids
+    return pids
+
+
+def _pids_in_cluster_file(path):
+    d = json.load(open(path))
+    pids = [d["controller"]["state"]["process"]["pid"]]
+    for engine_set in d["engines"]["sets"].values():
+        pids += [p["pid"] for p in engine_set["processes"]]
+    return pids, d["cluster"]["ipcluster"]["pid"]
+
+
+def _ipcluster(*args, timeout=90):
+    return subprocess.run([sys.executable, "-m", "kernelpar.cluster", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+# --- the session fixtures
+
+
+def test_session_cluster_fixture(cluster, rc):
+    assert rc.cluster is cluster
+    assert len(rc.ids) == 2
+    assert sorted(rc[:].apply_sync(os.getpid)) == sorted(_cluster_pids(cluster)[1:])
+
+
+# --- Cluster API
+
+
+@pytest.mark.timeout(60)
+def test_context_manager_runs_work_and_stops(ipydir):
+    cluster = Cluster(n=2, controller_args=FAST)
+    t0 = time.monotonic()
+    with cluster as rc:
+        started = time.monotonic() - t0
+        assert len(rc.ids) == 2
+        assert rc[:].apply_sync(lambda x: x * 2, 21) == [42, 42]
+        pids = _cluster_pids(cluster)
+        assert sorted(rc[:].apply_sync(os.getpid)) == sorted(pids[1:])
+        assert os.path.exists(cluster.cluster_file)
+        assert os.stat(cluster.cluster_file).st_mode & 0o777 == 0o600
+        assert repr(cluster).startswith(f"<Cluster(cluster_id='{cluster.cluster_id}', profile='default', "
+                                        f"controller=<running>, engine_sets=[")
+        t1 = time.monotonic()
+    stopped = time.monotonic() - t1
+    gone = _wait_gone(pids, 1.0)
+    print(f"start+connect+2 engines {started:.3f} s, stop {stopped:.3f} s (+{gone:.3f} s until gone)")
+    assert not os.path.exists(cluster.cluster_file)
+    assert not os.path.exists(connection.connection_file(cluster.profile_dir, "client", cluster.cluster_id))
+    assert cluster.controller is None and cluster.engines == {}
+
+
+@pytest.mark.timeout(60)
+def test_async_context_manager(ipydir):
+    import asyncio
+
+    async def main():
+        async with Cluster(n=1, controller_args=FAST) as rc:
+            return rc[:].apply_sync(lambda: "hi")
+
+    assert asyncio.run(main()) == ["hi"]
+
+
+@pytest.mark.timeout(90)
+def test_start_engines_adds_engines_and_stop_engines_removes_them(ipydir):
+    cluster = Cluster(n=1, controller_args=FAST)
+    rc = cluster.start_and_connect_sync()
+    try:
+        first = cluster.engine_set
+        more = cluster.start_engines_sync(2)
+        assert more in cluster.engines and len(cluster.engines) == 2
+        rc.wait_for_engines(3, timeout=30)
+        assert len(rc.ids) == 3
+        extra = cluster.add_engines_sync(1)
+        rc.wait_for_engines(4, timeout=30)
+        pids = cluster.engines[more].pids
+        cluster.stop_engines_sync(more)
+        _wait_gone(pids, 1.0)
+        assert more not in cluster.engines and first.running and cluster.engines[extra].running
+        with pytest.raises(KeyError):
+            cluster.stop_engines_sync(more)
+        _wait_for(lambda: len(rc.ids) == 2, 10, "the stopped engines to unregister")
+        assert len(rc[:].apply_sync(os.getpid)) == 2
+    finally:
+        rc.close()
+        pids = _cluster_pids(cluster)
+        cluster.stop_cluster_sync()
+    _wait_gone(pids, 1.0)
+
+
+@pytest.mark.timeout(60)
+def test_stop_cluster_leaves_no_process(ipydir):
+    cluster = Cluster(n=2, controller_args=FAST)
+    rc = cluster.start_and_connect_sync()
+    rc.close()
+    tree = []
+    for pid in _cluster_pids(cluster):
+        proc = psutil.Process(pid)
+        tree += [proc.pid] + [c.pid for c in proc.children(recursive=True)]
+    t0 = time.monotonic()
+    cluster.stop_cluster_sync()
+    cluster.stop_controller_sync()  # idempotent
+    assert time.monotonic() - t0 < 1.0
+    _wait_gone(tree, 1.0 - (time.monotonic() - t0))
+
+
+@pytest.mark.timeout(60)
+def test_same_cluster_id_refused_while_running(ipydir):
+    cluster = Cluster(n=1, cluster_id="dup", controller_args=FAST)
+    cluster.start_cluster_sync()
+    try:
+        with pytest.raises(ClusterRunning, match="already running"):
+            Cluster(n=1, cluster_id="dup").start_cluster_sync()
+        assert cluster.controller.running  # the refused start did not touch the running one
+        again = Cluster.from_file(cluster_id="dup")
+        assert again.controller.pid == cluster.controller.pid and again.running
+    finally:
+        cluster.stop_cluster_sync()
+
+
+@pytest.mark.timeout(60)
+def test_engines_that_cannot_start_fail_fast_with_their_output(ipydir):
+    cluster = Cluster(n=2, controller_args=FAST, engine_args=["--no-such-option"])
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="(?s)all engines exited.*--no-such-option"):
+        with cluster:
+            pass
+    assert time.monotonic() - t0 < 15  # not engine_timeout (60 s)
+    assert cluster.controller is None and cluster.engines == {}
+    assert not os.path.exists(cluster.cluster_file)
+
+
+@pytest.mark.timeout(60)
+def test_killing_the_starting_process_leaves_no_orphans(ipydir, tmp_path):
+    script = tmp_path / "starter.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, time
+        from kernelpar.cluster import Cluster
+        c = Cluster(n=2, controller_args={FAST!r})
+        rc = c.start_and_connect_sync()
+        print(json.dumps([c.controller.pid] + c.engine_set.pids), flush=True)
+        time.sleep(120)
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(kernelpar.__file__)), os.environ.get("PYTHONPATH", "")]))
+    starter = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pids = json.loads(starter.stdout.readline())
+        assert len(_alive(pids)) == 3
+    finally:
+        starter.kill()  # no atexit, no cleanup: only the children's parent check is left
+        starter.wait()
+    print(f"orphans gone {_wait_gone(pids, ORPHAN_GRACE):.2f} s after the starter was killed")
+
+
+# --- ipcluster
+
+
+@pytest.mark.timeout(120)
+def test_ipcluster_daemonize_list_stop(ipydir):
+    t0 = time.monotonic()
+    result = _ipcluster("start", "-n", "2", "--daemonize", "--", *FAST)
+    print(f"ipcluster start --daemonize: {time.monotonic() - t0:.2f} s")
+    assert result.returncode == 0, result.stderr
+    assert "ipcluster stop" in result.stdout
+    cluster_file = os.path.join(ipydir, "profile_default", "security", "cluster-.json")
+    pids, ipcluster_pid = _pids_in_cluster_file(cluster_file)
+    try:
+        # the engines are registered when --daemonize returns (ipyparallel #241)
+        rc = kernelpar.Client(connection.connection_file(os.path.dirname(os.path.dirname(cluster_file)), "client"))
+        try:
+            assert len(rc.ids) == 2
+        finally:
+            rc.close()
+
+        listing = _ipcluster("list")
+        assert listing.returncode == 0, listing.stderr
+        header, *rows = listing.stdout.strip().splitlines()
+        assert header.split() == ["PROFILE", "CLUSTER", "ID", "RUNNING", "ENGINES", "LAUNCHER"]
+        assert [row.split() for row in rows] == [["default", "''", "True", "2", "local"]]
+        assert json.loads(_ipcluster("list", "-o", "json").stdout)[0]["cluster"]["cluster_id"] == ""
+    finally:
+        t0 = time.monotonic()
+        stop = _ipcluster("stop")
+        stop_time = time.monotonic() - t0
+    assert stop.returncode == 0, stop.stderr
+    print(f"ipcluster stop: {stop_time:.2f} s")
+    _wait_gone(pids + [ipcluster_pid], 1.0)
+    assert not os.path.exists(cluster_file)
+    again = _ipcluster("stop")
+    assert again.returncode == 11 and "no cluster" in again.stderr
+    assert _ipcluster("list").stdout.strip().splitlines()[1:] == []
+
+
+@pytest.mark.timeout(60)
+def test_ipcluster_daemonize_fails_loudly(ipydir):
+    result = _ipcluster("start", "-n", "1", "--daemonize", "--", "--no-such-option")
+    assert result.returncode == 1
+    assert "exited with status 1 before the cluster was up" in result.stderr
+    assert "unrecognized arguments: --no-such-option" in result.stderr  # the controller's own words
+    assert _ipcluster("list").stdout.strip().splitlines()[1:] == []
+
+
+@pytest.mark.timeout(120)
+def test_ipcluster_start_twice_is_refused(ipydir):
+    first = _ipcluster("start", "-n", "1", "--daemonize", "--profile", "twice", "--", *FAST)
+    assert first.returncode == 0, first.stderr
+    cluster_file = os.path.join(ipydir, "profile_twice", "security", "cluster-.json")
+    pids, ipcluster_pid = _pids_in_cluster_file(cluster_file)
+    try:
+        for extra in (["--daemonize"], []):
+            second = _ipcluster("start", "-n", "1", "--profile", "twice", *extra)
+            assert second.returncode == 10, second.stderr
+            assert "already running" in second.stderr and "ipcluster stop" in second.stderr
+        assert _pids_in_cluster_file(cluster_file) == (pids, ipcluster_pid)
+        assert len(_alive(pids)) == 2
+    finally:
+        assert _ipcluster("stop", "--profile", "twice").returncode == 0
+    _wait_gone(pids + [ipcluster_pid], 1.0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("form", [["start", "-n", "2"], ["local", "-n", "2"]], ids=["start", "local"])
+def test_ctrl_c_on_foreground_ipcluster_stops_everything(ipydir, form):
+    proc = subprocess.Popen([sys.executable, "-m", "kernelpar.cluster", *form, "--", *FAST],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cluster_file = os.path.join(ipydir, "profile_default", "security", "cluster-.json")
+    client_file = connection.connection_file(os.path.join(ipydir, "profile_default"), "client")
+    try:
+        _wait_for(lambda: os.path.exists(client_file) and os.path.exists(cluster_file), 30, "the cluster to start")
+        pids, ipcluster_pid = _pids_in_cluster_file(cluster_file)
+        assert ipcluster_pid == proc.pid and len(pids) == 3
+        rc = kernelpar.Client(client_file)
+        try:
+            rc.wait_for_engines(2, timeout=30)
+        finally:
+            rc.close()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        print(f"ipcluster exited {time.monotonic() - t0:.2f} s after SIGINT")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    _wait_gone(pids, 0.5)
+    assert not os.path.exists(cluster_file)
