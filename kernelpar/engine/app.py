@@ -1,0 +1,208 @@
+"""``ipengine`` / ``python -m kernelpar.engine``: find the controller and run an engine.
+
+Connection info comes from, in order: ``$KERNELPAR_CONNECTION_INFO`` (or
+``$IPP_CONNECTION_INFO``), the JSON engine dict a launcher passes so no file has to
+exist; ``--file PATH``; the profile's ``ipcontroller[-<cluster_id>]-engine.json``.  A file
+may not exist yet when engines start together with the controller, so it is polled
+for (every 50 ms, up to ``--timeout`` seconds) before the engine gives up with an
+error naming the path.
+
+The main thread installs the SIGINT/SIGTERM handlers (SIGINT interrupts running user
+code and is ignored while idle; SIGTERM shuts the engine down cleanly), starts the IO
+thread (:mod:`.iothread`) and then serves requests (:mod:`.kernel`) until the engine
+stops.  The exit status is 0 after a requested shutdown, 1 after any failure.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from ..wire.connection import (
+    connection_file,
+    connection_info_from_env,
+    locate_profile_dir,
+    read_json,
+    version_mismatch,
+    versions,
+)
+from ..wire.session import new_id
+from .kernel import EngineShutdown, Kernel
+
+log = logging.getLogger("kernelpar.engine")
+
+FILE_POLL_INTERVAL = 0.05
+#: how long the main thread waits for the IO thread to finish closing at exit
+IO_JOIN_TIMEOUT = 10.0
+REQUIRED_KEYS = ("interface", "key", "registration", "mux", "control", "iopub", "hb_ping", "hb_pong")
+PARENT_PID_ENV = "KERNELPAR_PARENT_PID"
+
+
+class StartupError(Exception):
+    """The engine cannot start; the message says why, for the user."""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="ipengine", description="Start a kernelpar engine.")
+    parser.add_argument("--file", metavar="PATH", help="the controller's engine connection file")
+    parser.add_argument("--profile", metavar="NAME", help="IPython profile to find the connection file in")
+    parser.add_argument("--profile-dir", metavar="DIR", help="profile directory (instead of --profile)")
+    parser.add_argument("--cluster-id", metavar="ID", default="", help="cluster id in the connection file name")
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="how long to wait for the connection file to appear (default: 10)",
+    )
+    parser.add_argument("--id", metavar="N", type=_engine_id, help="engine id to ask the controller for")
+    parser.add_argument(
+        "--log-level", metavar="LEVEL", default="INFO", type=_log_level, help="DEBUG, INFO, WARNING, ..."
+    )
+    return parser.parse_args(argv)
+
+
+def _engine_id(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an engine id: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"an engine id cannot be negative: {number}")
+    return number
+
+
+def _log_level(value):
+    if value.isdigit():
+        return int(value)
+    level = logging.getLevelName(value.upper())
+    if not isinstance(level, int):
+        raise argparse.ArgumentTypeError(f"unknown log level {value!r}")
+    return level
+
+
+def setup_logging(level):
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d ipengine[%(process)d] %(levelname)s %(message)s", "%H:%M:%S")
+    )
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    # Twisted's own log events (e.g. an exception in a socket callback) go to our logger;
+    # Twisted must not redirect stdout/stderr: the kernel owns those
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    logging.getLogger("kernelpar.engine.twisted").setLevel(max(level, logging.WARNING))
+    globalLogBeginner.beginLoggingTo(
+        [STDLibLogObserver(name="kernelpar.engine.twisted")], discardBuffer=True, redirectStandardIO=False
+    )
+
+
+def load_connection_info(args):
+    """The engine connection dict and a description of where it came from."""
+    try:
+        info = connection_info_from_env()
+    except json.JSONDecodeError as e:
+        raise StartupError(f"$KERNELPAR_CONNECTION_INFO is not valid JSON: {e}") from None
+    if info is not None:
+        source = "the environment"
+    else:
+        if args.file:
+            path = os.path.abspath(os.path.expanduser(args.file))
+        else:
+            profile_dir = locate_profile_dir(args.profile, args.profile_dir, create=False)
+            path = connection_file(profile_dir, "engine", args.cluster_id)
+        info = wait_for_file(path, args.timeout)
+        source = path
+    missing = [k for k in REQUIRED_KEYS if k not in info]
+    if missing:
+        raise StartupError(f"the connection info from {source} lacks {', '.join(missing)}")
+    return info, source
+
+
+def wait_for_file(path, timeout, poll=FILE_POLL_INTERVAL):
+    """Read the JSON file at ``path``, waiting up to ``timeout`` s for it to appear."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read_json(path)
+        except (FileNotFoundError, json.JSONDecodeError) as e:
+            if time.monotonic() >= deadline:
+                what = "did not appear" if isinstance(e, FileNotFoundError) else "is not valid JSON"
+                raise StartupError(
+                    f"connection file {path} {what} within {timeout:g} s: is the controller running "
+                    "(with the same profile and cluster id)?"
+                ) from None
+        time.sleep(poll)
+
+
+def parent_pid():
+    """The launcher's pid from ``$KERNELPAR_PARENT_PID`` (None when not set)."""
+    value = os.environ.get(PARENT_PID_ENV)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        log.warning("ignoring $%s=%r: not a pid", PARENT_PID_ENV, value)
+        return None
+
+
+def _create_shell(user_module, publish):
+    # imported here: IPython costs a few hundred ms that apply-only engines never pay
+    from .shell import create_shell
+
+    return create_shell(user_module, publish)
+
+
+def install_signal_handlers(kernel, io, reactor):
+    def on_sigint(signum, frame):
+        if kernel.busy:
+            raise KeyboardInterrupt
+        log.info("SIGINT ignored: no task is running")
+
+    def on_sigterm(signum, frame):
+        # also how the IO thread interrupts user code once it has shut down
+        if not kernel.stopping:
+            kernel.stopping = True
+            reactor.callFromThread(io.shutdown, 0, "SIGTERM")
+        if kernel.busy:
+            raise EngineShutdown
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def run_engine(info, requested_id=None):
+    """Run an engine until it stops; return its exit status."""
+    from twisted.internet import reactor
+
+    from .iothread import EngineIO
+
+    kernel = Kernel(new_id(), reactor.callFromThread, shell_factory=_create_shell)
+    io = EngineIO(reactor, info, kernel, requested_id=requested_id, parent_pid=parent_pid())
+    install_signal_handlers(kernel, io, reactor)
+    io.start()
+    kernel.run()
+    io.thread.join(IO_JOIN_TIMEOUT)
+    return io.exit_code
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        info, source = load_connection_info(args)
+        if info.get("versions") is not None:
+            problem = version_mismatch(versions(), info["versions"], me="this engine", them="the controller")
+            if problem:
+                raise StartupError(problem)
+    except StartupError as e:
+        log.error("%s", e)
+        return 1
+    log.debug("connection info from %s", source)
+    return run_engine(info, args.id)

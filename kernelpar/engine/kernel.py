@@ -1,0 +1,302 @@
+"""Request dispatch: the engine's user namespace and the main-thread work loop.
+
+Theory of operation
+-------------------
+The IO thread turns each ``apply_request``/``execute_request`` into a :class:`Request`
+and hands it to :meth:`Kernel.submit`, which files it in ``pending`` (by msg_id) and in
+a FIFO queue.  The main thread (:meth:`Kernel.run`) takes requests from that queue and
+runs them one at a time.  A request is *claimed* by popping it from ``pending`` under a
+lock, by whichever thread gets there first: the main thread to run it, or the IO
+thread to answer it ``aborted`` (``abort_request``).  So a request is answered exactly
+once, without the IO thread ever waiting for user code.
+
+Everything the main thread sends goes through ``post`` (``reactor.callFromThread`` in
+the engine, a direct call in unit tests) to methods of the IO object, which run on the
+reactor, in order:
+
+* ``send_reply(request, streams, reply_type, content, buffers, started, completed)``
+* ``send_iopub(request, streams, msg_type, content)``
+* ``send_aborted(requests)``
+* ``send_control_reply(request, reply_type, content)``
+* ``schedule_flush()`` (stdout/stderr were written: flush them in ~50 ms)
+
+``streams`` is captured output not yet published, ``[(name, text), ...]``; it is sent
+before the message it comes with, which keeps output ordered and makes the reply's
+``iopub`` count cover it.
+
+SIGINT and SIGTERM handlers (installed by the app) consult :attr:`Kernel.busy`: they
+raise into the main thread only while user code (or its result's serialization) runs,
+so an idle engine survives a stray SIGINT.
+"""
+
+import builtins
+import logging
+import sys
+import threading
+import types
+from collections import deque
+from queue import SimpleQueue
+
+from ..errors import wrap_exception
+from ..wire.serialize import serialize_object, set_user_namespace, unpack_apply, wrap_buffers
+from ..wire.session import isoformat
+from .capture import Capture
+
+log = logging.getLogger("kernelpar.engine")
+
+#: remembered ids of aborted requests that had not arrived yet (bounded)
+MAX_EARLY_ABORTS = 10000
+
+_OK = {"status": "ok"}
+_STOP = object()
+_WAKE = object()
+
+
+class EngineShutdown(BaseException):
+    """Raised in the main thread to stop running user code because the engine exits."""
+
+
+class Request:
+    """One apply/execute request and the bookkeeping of its reply."""
+
+    __slots__ = ("msg", "msg_id", "msg_type", "header", "idents", "channel", "topic", "iopub")
+
+    def __init__(self, msg, channel):
+        self.msg = msg
+        self.msg_id = msg["msg_id"]
+        self.msg_type = msg["msg_type"]
+        self.header = msg["header"]
+        self.idents = msg["idents"]
+        #: the socket wrapper the reply goes back on (mux, task or control)
+        self.channel = channel
+        #: iopub topic: the requesting client's session id
+        self.topic = str(self.header.get("session", "")).encode()
+        #: iopub messages published for this request so far (IO thread only)
+        self.iopub = 0
+
+    def __repr__(self):
+        return f"<Request {self.msg_type} {self.msg_id}>"
+
+
+def reply_type(msg_type):
+    """``apply_request`` -> ``apply_reply`` (anything else gets ``_reply`` appended)."""
+    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
+
+
+def make_user_module():
+    """A fresh ``__main__`` module whose dict is the user namespace."""
+    module = types.ModuleType("__main__", doc="kernelpar engine user namespace")
+    module.__dict__["__builtins__"] = builtins
+    return module
+
+
+class Kernel:
+    """The user namespace and the queue of requests, run by the main thread."""
+
+    def __init__(self, engine_uuid, post, shell_factory=None):
+        self.engine_uuid = engine_uuid
+        self.engine_id = None
+        self.io = None  # set by the IO object that owns this kernel
+        self._post = post
+        self._shell_factory = shell_factory
+        self._shell = None
+        self.user_module = make_user_module()
+        self.user_ns = self.user_module.__dict__
+        # interactive functions and pickled __main__ objects resolve in the user namespace
+        sys.modules["__main__"] = self.user_module
+        set_user_namespace(self.user_ns)
+        self.capture = Capture(lambda: self._post(self.io.schedule_flush))
+        self._queue = SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._early_aborts = {}
+        self._controls = deque()
+        self.busy = False
+        #: set when the engine is exiting: queued requests are no longer started
+        self.stopping = False
+        self.current = None
+        self.set_engine_id(None)
+
+    def set_engine_id(self, engine_id):
+        self.engine_id = engine_id
+        info = {"engine_id": engine_id, "engine_uuid": self.engine_uuid}
+        self._apply_info = {**info, "method": "apply"}
+        self.execute_info = {**info, "method": "execute"}
+
+    # -- called by the IO thread -------------------------------------------------------
+
+    def submit(self, request):
+        """Queue ``request``; returns False if an earlier abort_request named it."""
+        with self._lock:
+            if self._early_aborts and self._early_aborts.pop(request.msg_id, False):
+                return False
+            self._pending[request.msg_id] = request
+        self._queue.put(request)
+        return True
+
+    def abort(self, msg_ids=None):
+        """Claim the queued requests named by ``msg_ids`` (all if None) and return them.
+
+        Ids that are not queued may still be on their way (abort and request travel on
+        different channels), so they are remembered and answered ``aborted`` on arrival.
+        """
+        with self._lock:
+            if msg_ids is None:
+                claimed = list(self._pending.values())
+                self._pending.clear()
+                return claimed
+            claimed = []
+            for msg_id in msg_ids:
+                request = self._pending.pop(msg_id, None)
+                if request is not None:
+                    claimed.append(request)
+                else:
+                    self._early_aborts[msg_id] = True
+            while len(self._early_aborts) > MAX_EARLY_ABORTS:
+                del self._early_aborts[next(iter(self._early_aborts))]
+        return claimed
+
+    def request_clear(self, request):
+        """Reset the namespace in the main thread, before any queued request runs."""
+        self._controls.append(request)
+        self._queue.put(_WAKE)
+
+    def stop(self):
+        """Make :meth:`run` return once the current request (if any) is done."""
+        self.stopping = True
+        self._queue.put(_STOP)
+
+    # -- main thread -------------------------------------------------------------------
+
+    def run(self):
+        """Serve requests until :meth:`stop` or :class:`EngineShutdown`."""
+        get = self._queue.get
+        while True:
+            try:
+                request = get()
+                if self._controls:
+                    self._run_controls()
+                if request is _STOP or self.stopping:
+                    return
+                if request is _WAKE:
+                    continue
+                with self._lock:
+                    claimed = self._pending.pop(request.msg_id, None)
+                if claimed is None:
+                    continue  # answered 'aborted' by the IO thread meanwhile
+                if request.msg_type == "apply_request":
+                    self.do_apply(request)
+                elif request.msg_type == "execute_request":
+                    self.do_execute(request)
+                else:
+                    self._unknown(request)
+            except EngineShutdown:
+                self.busy = False
+                return
+            except KeyboardInterrupt as e:
+                # SIGINT landed in our own code around the user call, not inside it
+                self._fail_current(e)
+            except Exception as e:
+                # a bug of ours (user code's errors are caught in do_*): answer, keep serving
+                log.exception("internal error while serving %r", self.current)
+                self._fail_current(e)
+
+    def _begin(self, request):
+        self.current = request
+        self.capture.begin(request)
+        return isoformat()
+
+    def _finish(self, request, content, buffers, started):
+        completed = isoformat()
+        self.current = None
+        streams = self.capture.end()
+        msg_type = reply_type(request.msg_type)
+        self._post(self.io.send_reply, request, streams, msg_type, content, buffers, started, completed)
+
+    def do_apply(self, request):
+        started = self._begin(request)
+        self.busy = True
+        try:
+            f, args, kwargs = unpack_apply(request.msg["buffers"], self.user_ns)
+            result = f(*args, **kwargs)
+            buffers = serialize_object(wrap_buffers(result))
+            content = _OK
+        except EngineShutdown:
+            raise
+        except BaseException as e:
+            # drop this frame: the remote traceback starts at the user's code
+            if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
+                e.__traceback__ = e.__traceback__.tb_next
+            content = wrap_exception(self._apply_info, e)
+            buffers = ()
+        self.busy = False
+        self._finish(request, content, buffers, started)
+
+    def do_execute(self, request):
+        content = request.msg["content"]
+        code = content.get("code", "")
+        silent = bool(content.get("silent", False))
+        started = self._begin(request)
+        shell = self.shell
+        if not silent:
+            self.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
+        self.busy = True
+        try:
+            reply = shell.execute(
+                code,
+                silent=silent,
+                store_history=bool(content.get("store_history", not silent)),
+                user_expressions=content.get("user_expressions") or {},
+                engine_info=self.execute_info,
+            )
+        finally:
+            self.busy = False
+        # stop on error: claim what is queued *before* the reply goes out, or a request
+        # the client sends after seeing the error could be aborted too
+        aborted = self.abort(None) if reply["status"] == "error" and content.get("stop_on_error", True) else None
+        self._finish(request, reply, (), started)
+        if aborted:
+            self._post(self.io.send_aborted, aborted)
+
+    @property
+    def shell(self):
+        """The IPython shell, created on the first execute to keep startup fast."""
+        if self._shell is None:
+            self._shell = self._shell_factory(self.user_module, self.publish)
+        return self._shell
+
+    def publish(self, msg_type, content):
+        """Publish an iopub message for the running request (main thread)."""
+        request = self.current
+        if request is None:
+            return  # e.g. display() from a background thread while idle: nobody asked
+        owner, streams = self.capture.take()
+        self._post(self.io.send_iopub, request, streams if owner is request else [], msg_type, content)
+
+    def _run_controls(self):
+        while self._controls:
+            request = self._controls.popleft()
+            self.clear_namespace()
+            self._post(self.io.send_control_reply, request, "clear_reply", {"status": "ok"})
+
+    def clear_namespace(self):
+        """Reset the user namespace in place (its identity is what functions hold)."""
+        if self._shell is not None:
+            self._shell.reset(new_session=False)
+        else:
+            self.user_ns.clear()
+            self.user_ns.update(__name__="__main__", __builtins__=builtins, __doc__=self.user_module.__doc__)
+
+    def _unknown(self, request):
+        started = self._begin(request)
+        err = ValueError(f"unknown request type {request.msg_type!r} on the execution channel")
+        self._finish(request, wrap_exception(self._apply_info, err), (), started)
+
+    def _fail_current(self, exc):
+        """Answer the request being served with ``exc``, unless its reply is out already."""
+        self.busy = False
+        request = self.current
+        if request is None:
+            return
+        info = self.execute_info if request.msg_type == "execute_request" else self._apply_info
+        self._finish(request, wrap_exception(info, exc), (), isoformat())
