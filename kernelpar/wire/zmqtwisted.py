@@ -27,6 +27,12 @@ from twisted.internet.interfaces import IReadDescriptor
 from twisted.python import log
 from zope.interface import implementer
 
+# plain ints: the enum flags pyzmq exposes cost a Python-level operation per test
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_NOBLOCK = int(zmq.NOBLOCK)
+
 
 @implementer(IReadDescriptor)
 class ZmqSocket:
@@ -70,15 +76,15 @@ class ZmqSocket:
 
     def _try_send(self, frames, copy):
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=copy)
+            self.sock.send_multipart(frames, _NOBLOCK, copy=copy)
             return True
         except zmq.Again:
             return False
 
     def _after_send(self):
         # the send may have consumed the edge announcing incoming messages
-        events = self.sock.getsockopt(zmq.EVENTS)
-        if events & zmq.POLLIN or (self._outbox and events & zmq.POLLOUT):
+        events = self.sock.getsockopt(_EVENTS)
+        if events & _POLLIN or (self._outbox and events & _POLLOUT):
             self._schedule_drain()
 
     def _schedule_drain(self):
@@ -92,16 +98,16 @@ class ZmqSocket:
     def _drain(self):
         handled = 0
         while self.sock is not None:
-            events = self.sock.getsockopt(zmq.EVENTS)
-            if self._outbox and events & zmq.POLLOUT:
+            events = self.sock.getsockopt(_EVENTS)
+            if self._outbox and events & _POLLOUT:
                 self._flush()
                 continue
-            if not events & zmq.POLLIN or self.on_message is None:
+            if not events & _POLLIN or self.on_message is None:
                 return
             if handled >= self.max_batch:
                 self._schedule_drain()
                 return
-            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=self.copy)
+            frames = self.sock.recv_multipart(_NOBLOCK, copy=self.copy)
             handled += 1
             try:
                 self.on_message(frames)
