@@ -385,6 +385,13 @@ def test_wait_for_file_times_out_naming_path(tmp_path):
     assert time.monotonic() - t0 < 2
 
 
+def test_wait_for_file_gives_up_when_the_launcher_is_gone(tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(app.StartupError, match="is gone"):
+        app.wait_for_file(str(tmp_path / "never.json"), 30, parent=os.getppid() + 12345)
+    assert time.monotonic() - t0 < 1
+
+
 def test_wait_for_file_sees_late_file(tmp_path):
     path = tmp_path / "late.json"
     threading.Timer(0.15, lambda: path.write_text('{"a": 1}')).start()

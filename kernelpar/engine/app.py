@@ -116,7 +116,7 @@ def load_connection_info(args):
         else:
             profile_dir = locate_profile_dir(args.profile, args.profile_dir, create=False)
             path = connection_file(profile_dir, "engine", args.cluster_id)
-        info = wait_for_file(path, args.timeout)
+        info = wait_for_file(path, args.timeout, parent_pid())
         source = path
     missing = [k for k in REQUIRED_KEYS if k not in info]
     if missing:
@@ -124,10 +124,16 @@ def load_connection_info(args):
     return info, source
 
 
-def wait_for_file(path, timeout, poll=FILE_POLL_INTERVAL):
-    """Read the JSON file at ``path``, waiting up to ``timeout`` s for it to appear."""
+def wait_for_file(path, timeout, parent=None, poll=FILE_POLL_INTERVAL):
+    """Read the JSON file at ``path``, waiting up to ``timeout`` s for it to appear.
+
+    Gives up early if ``parent`` (the launcher's pid) is no longer our parent: an engine
+    must not outlive the process that started it, even before it has registered.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        if parent is not None and os.getppid() != parent:
+            raise StartupError(f"the process that started this engine (pid {parent}) is gone")
         try:
             return read_json(path)
         except (FileNotFoundError, json.JSONDecodeError) as e:
