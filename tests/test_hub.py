@@ -1,5 +1,7 @@
 """The hub's decisions, driven by recorded messages and a fake clock (no sockets)."""
 
+import json
+
 import pytest
 
 from kernelpar.controller.heartmonitor import HeartMonitor
@@ -159,7 +161,7 @@ def test_queue_status_follows_the_monitor(hub):
     hub.handle_monitor([b"out"] + frames)
     hub.handle_registration(request("queue_request", {"targets": [0], "verbose": False})[0])
     assert hub.outbox_.replies[-1][2]["queue"]["0"] == {"queue": 0, "completed": 1, "tasks": 0}
-    assert hub.db.get_record(header["msg_id"])["result_content"] == {"status": "ok"}
+    assert json.loads(hub.db.get_record(header["msg_id"])["result_content"]) == {"status": "ok"}
 
 
 def test_garbage_and_wrong_keys_are_dropped(hub, caplog):

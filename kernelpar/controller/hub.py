@@ -19,7 +19,7 @@ import logging
 
 from ..wire import protocol
 from ..wire.connection import version_mismatch
-from ..wire.session import MessageError, as_bytes, isoformat
+from ..wire.session import MessageError, as_bytes, isoformat, pack
 from .heartmonitor import HeartMonitor
 from .records import DictDB
 from .registry import EngineRegistry, RegistrationError
@@ -69,9 +69,9 @@ class Hub:
             log.exception("error handling %s", msg.msg_type)
             self._reply(msg, _reply_type(msg.msg_type), {"status": "error", "reason": repr(e)})
 
-    def _parse(self, frames, where):
+    def _parse(self, frames, where, lazy=False):
         try:
-            return self.session.deserialize(frames)
+            return self.session.deserialize(frames, lazy=lazy)
         except MessageError as e:
             log.warning("dropped message on %s: %s", where, e)
             return None
@@ -139,9 +139,9 @@ class Hub:
         lost = self.queues.pop(uuid, {})
         self.completed.pop(uuid, None)
         for msg_id in lost:
-            self.db.update_record(msg_id, {"completed": isoformat(), "result_content": {
+            self.db.update_record(msg_id, {"completed": isoformat(), "result_content": pack({
                 "status": "error", "ename": "EngineError",
-                "evalue": f"Engine {rec.id} died while running task {msg_id!r}"}})
+                "evalue": f"Engine {rec.id} died while running task {msg_id!r}"})})
         log.warning("engine %d unregistered: %s (%d task(s) lost)", rec.id, why, len(lost))
         self.outbox.notify("unregistration_notification", {"id": rec.id, "uuid": uuid})
 
@@ -203,7 +203,7 @@ class Hub:
             log.warning("dropped short monitor message")
             return
         topic = as_bytes(frames[0])
-        msg = self._parse(frames[1:], "monitor")
+        msg = self._parse(frames[1:], "monitor", lazy=True)
         if msg is None:
             return
         dest, src = msg.idents[0], msg.idents[1] if len(msg.idents) > 1 else b""
@@ -235,8 +235,7 @@ class Hub:
             self.completed[engine] += 1
         self.db.update_record(parent_id, {
             "result_header": msg.header, "result_metadata": msg.metadata, "result_content": msg.content,
-            "result_buffers": msg.buffers, "started": msg.metadata.get("started"),
-            "completed": msg.metadata.get("completed") or msg.header.get("date"), "received": isoformat(),
+            "result_buffers": msg.buffers, "completed": msg.header.get("date"),
         })
 
     # -- iopub capture -------------------------------------------------------

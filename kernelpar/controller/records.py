@@ -3,7 +3,9 @@
 Every request seen by the hub becomes a record keyed by msg_id (``header``,
 ``metadata``, ``content``, ``buffers``, ``submitted``, ``engine_uuid``, ``client_uuid``,
 ``queue``; then ``result_header``, ``result_metadata``, ``result_content``,
-``result_buffers``, ``completed``, ``received``).  Buffers are the zmq frames the queue
+``result_buffers``, ``completed``).  ``metadata``/``content`` and their ``result_``
+twins are kept as the JSON bytes that travelled, decoded only when a record is read.
+Buffers are the zmq frames the queue
 copied to the hub, so keeping them shares memory with the message rather than copying
 it, but it still holds that memory: when the records exceed ``record_limit`` or their
 buffers exceed ``size_limit`` bytes, the oldest *completed* records are dropped

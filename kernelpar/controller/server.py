@@ -22,6 +22,8 @@ log = logging.getLogger("kernelpar.controller")
 MONITOR_URL = "inproc://kernelpar-monitor"
 CAPTURE_URL = "inproc://kernelpar-iopub-capture"
 IOPUB_INPROC = "inproc://kernelpar-iopub"
+#: records and queue status may lag this much behind the traffic they describe
+MONITOR_BATCH_DELAY = 0.005
 
 
 class ControllerServer:
@@ -39,20 +41,20 @@ class ControllerServer:
         self.ports = {}
         self._bind()
 
-    def _reader(self, sock_type, on_message, name, bind=True, connect=None):
+    def _reader(self, sock_type, on_message, name, bind=True, connect=None, batch_delay=0):
         sock = devices.unlimited(self.ctx.socket(sock_type))
         if bind:
             self.ports[name] = sock.bind_to_random_port(self.interface)
         if connect:
             sock.connect(connect)
-        zs = ZmqSocket(self.reactor, sock, on_message)
+        zs = ZmqSocket(self.reactor, sock, on_message, batch_delay=batch_delay)
         self._sockets.append(zs)
         return zs
 
     def _bind(self):
         hub = self.hub
         # inproc sinks are bound before the devices connect their copies to them
-        monitor = self._reader(zmq.SUB, hub.handle_monitor, "monitor", bind=False)
+        monitor = self._reader(zmq.SUB, hub.handle_monitor, "monitor", bind=False, batch_delay=MONITOR_BATCH_DELAY)
         monitor.sock.bind(MONITOR_URL)
         monitor.sock.subscribe(b"")
         capture = self._reader(zmq.SUB, hub.handle_iopub, "capture", bind=False)

@@ -127,11 +127,14 @@ class Session:
         frames.extend(buffers)
         return frames, header
 
-    def deserialize(self, frames, content=True):
+    def deserialize(self, frames, lazy=False):
         """Parse a full frame list (routing ids first) into a :class:`Message`.
 
-        Raises :class:`MessageError` for a missing delimiter, a bad signature, too few
-        frames or undecodable JSON.
+        With ``lazy``, only the headers are decoded; ``metadata`` and ``content`` stay
+        JSON bytes for the caller to :func:`unpack` if it ever needs them (the hub's
+        copies of routed messages, most of which are never looked at).  Raises
+        :class:`MessageError` for a missing delimiter, a bad signature, too few frames
+        or undecodable JSON.
         """
         idx = _delim_index(frames)
         if idx < 0:
@@ -151,26 +154,33 @@ class Session:
                 idents=[as_bytes(f) for f in frames[:idx]],
                 header=header,
                 parent_header=unpack(parts[1]),
-                metadata=unpack(parts[2]),
-                content=unpack(parts[3]) if content else parts[3],
+                metadata=parts[2] if lazy else unpack(parts[2]),
+                content=parts[3] if lazy else unpack(parts[3]),
                 buffers=list(frames[idx + 6 :]),
                 msg_id=header["msg_id"],
                 msg_type=header["msg_type"],
             )
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise MessageError(f"undecodable message: {e}") from None
-        if not isinstance(header, dict) or not isinstance(msg["content"], (dict, bytes)):
+        if not isinstance(header, dict) or not isinstance(msg["parent_header"], dict) or not (
+            lazy or isinstance(msg["content"], dict)
+        ):
             raise MessageError("message header and content must be JSON objects")
         return msg
 
 
 def as_bytes(frame):
     """The bytes of a zmq frame (``copy=False`` receive) or of any bytes-like object."""
+    if type(frame) is bytes:
+        return frame
     return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
+
+
+_DELIM_LEN = len(DELIM)
 
 
 def _delim_index(frames):
     for i, f in enumerate(frames):
-        if len(f) == len(DELIM) and as_bytes(f) == DELIM:
+        if len(f) == _DELIM_LEN and as_bytes(f) == DELIM:
             return i
     return -1

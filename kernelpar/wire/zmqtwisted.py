@@ -18,6 +18,11 @@ So the reactor's "readable" callback is only a hint.  The rules this class follo
 * Sends that hit EAGAIN (HWM on a DEALER/PUB) are queued in order and flushed when
   ``EVENTS & POLLOUT`` comes back.
 * ``removeReader`` before ``close``; ``LINGER`` is explicit.
+
+A socket whose messages need no immediate answer (the hub's copies of routed traffic)
+can pass ``batch_delay``: a wake-up then only consumes the edge and schedules one drain
+``batch_delay`` seconds later, so a busy stream costs one reactor turn per batch rather
+than one per message.
 """
 
 from collections import deque
@@ -40,11 +45,12 @@ class ZmqSocket:
 
     max_batch = 256
 
-    def __init__(self, reactor, sock, on_message=None, copy=False, linger=0):
+    def __init__(self, reactor, sock, on_message=None, copy=False, linger=0, batch_delay=0):
         self.reactor = reactor
         self.sock = sock
         self.on_message = on_message
         self.copy = copy
+        self.batch_delay = batch_delay
         sock.setsockopt(zmq.LINGER, linger)
         self._fd = sock.getsockopt(zmq.FD)
         self._pending_drain = None
@@ -64,7 +70,12 @@ class ZmqSocket:
         self.close()
 
     def doRead(self):
-        self._drain()
+        if not self.batch_delay:
+            self._drain()
+        elif self.sock is not None:
+            # consume the edge now (the reactor's epoll is level-triggered), read later
+            self.sock.getsockopt(_EVENTS)
+            self._schedule_drain(self.batch_delay)
 
     def send_multipart(self, frames, copy=False, track=False):
         """Send now if possible, else queue in order; never raises EAGAIN."""
@@ -87,9 +98,9 @@ class ZmqSocket:
         if events & _POLLIN or (self._outbox and events & _POLLOUT):
             self._schedule_drain()
 
-    def _schedule_drain(self):
+    def _schedule_drain(self, delay=0):
         if self._pending_drain is None and self.sock is not None:
-            self._pending_drain = self.reactor.callLater(0, self._scheduled_drain)
+            self._pending_drain = self.reactor.callLater(delay, self._scheduled_drain)
 
     def _scheduled_drain(self):
         self._pending_drain = None
@@ -107,12 +118,23 @@ class ZmqSocket:
             if handled >= self.max_batch:
                 self._schedule_drain()
                 return
-            frames = self.sock.recv_multipart(_NOBLOCK, copy=self.copy)
+            frames = self._recv_multipart()
             handled += 1
             try:
                 self.on_message(frames)
             except Exception:
                 log.err(None, "error handling a zmq message (dropped)")
+
+    def _recv_multipart(self):
+        # Frame.more instead of pyzmq's getsockopt(RCVMORE) loop, which builds enum
+        # objects for every frame of every message
+        sock, copy = self.sock, self.copy
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames = [frame if not copy else frame.bytes]
+        while frame.more:
+            frame = sock.recv(_NOBLOCK, copy=False)
+            frames.append(frame if not copy else frame.bytes)
+        return frames
 
     def _flush(self):
         while self._outbox:
