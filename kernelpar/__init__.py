@@ -1,0 +1,54 @@
+"""kernelpar: interactive parallel computing for Python, a drop-in for ipyparallel 9.2.
+
+``import kernelpar as ipp`` gives the names ipyparallel code uses: ``ipp.Client``,
+``ipp.Cluster``, views and results, ``Reference``/``interactive``, the ``@remote`` and
+``@parallel`` decorators, serializer switches and every exception (also as
+``ipp.error``).  Importing kernelpar does not import IPython.
+"""
+
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION  # noqa: F401
+
+from . import error  # noqa: F401
+from ._version import __version__, version_info  # noqa: F401
+from .client import (  # noqa: F401
+    AsyncMapResult,
+    AsyncResult,
+    Client,
+    DirectView,
+    ExecuteReply,
+    ParallelFunction,
+    RemoteFunction,
+    parallel,
+    remote,
+)
+from .cluster import Cluster  # noqa: F401
+from .errors import (  # noqa: F401
+    AlreadyDisplayedError,
+    CompositeError,
+    DependencyTimeout,
+    EngineError,
+    ImpossibleDependency,
+    InvalidDependency,
+    IPythonError,
+    KernelError,
+    MultipleInstanceError,
+    NoEnginesRegistered,
+    ProtocolVersionError,
+    RemoteError,
+    TaskAborted,
+    TaskRejectError,
+    TaskTimeout,
+    TimeoutError,
+    UnmetDependency,
+    collect_exceptions,
+    unwrap_exception,
+    wrap_exception,
+)
+from .wire.serialize import (  # noqa: F401
+    Reference,
+    deserialize_object,
+    interactive,
+    serialize_object,
+    use_cloudpickle,
+    use_pickle,
+)

@@ -1,0 +1,28 @@
+"""The client side: ``Client``, views, ``AsyncResult`` and friends.
+
+Modules, one job each:
+
+* :mod:`.client`: ``Client`` (connection handshake, engine table, control requests);
+* :mod:`.connect`: finding and reading the connection file;
+* :mod:`.ioloop`: the IO thread that alone owns the sockets;
+* :mod:`.dispatch`: replies, output and notifications -> resolved futures;
+* :mod:`.futures`: one request's future and metadata;
+* :mod:`.asyncresult`: ``AsyncResult``, ``AsyncMapResult``;
+* :mod:`.view`: ``DirectView``; :mod:`.remotefunction`: ``@remote``/``@parallel``;
+* :mod:`.partition`: scatter/gather/map splitting (pure);
+* :mod:`.enginefuncs`: the helpers views run on engines; :mod:`.imports`: ``sync_imports``;
+* :mod:`.executereply`: ``ExecuteReply``; :mod:`.display`: re-showing output;
+* :mod:`.history`: the compact msg_id history.
+"""
+
+from .asyncresult import AsyncMapResult, AsyncResult
+from .client import Client
+from .executereply import ExecuteReply
+from .futures import MessageFuture, Metadata
+from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
+from .view import DirectView
+
+__all__ = [
+    "AsyncMapResult", "AsyncResult", "Client", "DirectView", "ExecuteReply", "MessageFuture", "Metadata",
+    "ParallelFunction", "RemoteFunction", "parallel", "remote",
+]

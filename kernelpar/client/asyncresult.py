@@ -1,0 +1,361 @@
+"""``AsyncResult`` and ``AsyncMapResult``: what a non-blocking call returns.
+
+An ``AsyncResult`` is a ``concurrent.futures.Future`` over one or more
+:class:`~.futures.MessageFuture` children (one per message sent), so it works with
+``concurrent.futures.wait``/``as_completed`` and ``asyncio.wrap_future``.  It resolves in
+the IO thread when its last child does: a single child gives a bare value (or raises that
+task's exception: a ``RemoteError`` with ``engine_info``, an ``EngineError``, a
+``TaskAborted``); several children give a list, and any failure becomes one
+``CompositeError`` listing every failed task once (``[N:apply]`` headers).  With
+``return_exceptions`` the exceptions are returned in place instead.
+
+Memory: on resolution the owner removes its msg_ids from ``client.results`` and
+``client.metadata``, so a client that runs many tasks and keeps none of their results
+stays flat.  Output (``stdout``, ``outputs``, ...) lives in each task's ``Metadata``.
+"""
+
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from datetime import datetime
+
+from .. import errors
+from ..wire.session import utcnow
+from . import display, partition
+from .futures import METADATA_KEYS, MessageFuture
+
+
+def _none_if_negative(timeout):
+    return None if timeout is not None and timeout < 0 else timeout
+
+
+def _as_exception_tuple(exc):
+    """A non-remote exception (EngineError, TaskAborted, ...) as a CompositeError entry."""
+    if isinstance(exc, errors.RemoteError):
+        return exc
+    return (type(exc).__name__, str(exc), "", getattr(exc, "engine_info", None) or {})
+
+
+def _fresh(exc):
+    """``exc`` without the local frames of earlier raises (each ``get()`` shows its own)."""
+    return exc.with_traceback(None)
+
+
+def _child_result(child):
+    """Wait for one message's result; raise its exception."""
+    exc = child.exception()
+    if exc is not None:
+        raise _fresh(exc)
+    return child.result()
+
+
+def composite(fname, exceptions):
+    return errors.CompositeError(
+        f"one or more exceptions from call to method: {fname}", [_as_exception_tuple(e) for e in exceptions]
+    )
+
+
+class AsyncResult(Future):
+    """The pending result of one or more requests (see the module docstring)."""
+
+    def __init__(self, client, children, fname="unknown", owner=True, return_exceptions=False):
+        Future.__init__(self)
+        self._single_result = isinstance(children, MessageFuture)
+        if self._single_result:
+            children = [children]
+        self._client = client
+        self._children = list(children)
+        self.msg_ids = [c.msg_id for c in self._children]
+        self._metadata = [c.metadata for c in self._children]
+        self._fname = fname
+        self.owner = owner
+        self._return_exceptions = return_exceptions
+        self._raw_results = None
+        self._lock = threading.Lock()
+        with self._lock:
+            # children that already resolved will not call us back: count only the others
+            self._pending = sum(1 for c in self._children if c.link(self))
+        if self._pending == 0:
+            self._resolve()
+
+    # -- resolution (IO thread) ------------------------------------------------------
+
+    def _child_done(self, child):
+        with self._lock:
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            self._resolve()
+
+    def _resolve(self):
+        raw = [c.exception() or c.result() for c in self._children]
+        self._raw_results = raw
+        failures = [r for r in raw if isinstance(r, BaseException)]
+        if self.owner:
+            results, metadata = self._client.results, self._client.metadata
+            for msg_id in self.msg_ids:
+                results.pop(msg_id, None)
+                metadata.pop(msg_id, None)
+        try:
+            if self._single_result:
+                ok, value = (False, failures[0]) if failures else (True, raw[0])
+            elif failures and not self._return_exceptions:
+                ok, value = False, composite(self._fname, failures)
+            else:
+                ok, value = True, self._reconstruct(raw)
+        except Exception as e:  # e.g. gathered pieces that cannot be joined: fail, never hang
+            ok, value = False, e
+        try:
+            if ok:
+                self.set_result(value)
+            else:
+                self.set_exception(value)
+        except InvalidStateError:
+            pass  # the caller cancel()ed this local object; the remote work went on regardless
+
+    def _reconstruct(self, raw):
+        """Turn the list of per-message results into what ``get()`` returns."""
+        return raw
+
+    # -- waiting ---------------------------------------------------------------------
+
+    def wait(self, timeout=-1):
+        """Wait up to ``timeout`` seconds (negative: forever); return whether it is done."""
+        if self.done():
+            return True
+        if timeout != 0 and self._client._loop.in_io_thread():
+            # a done-callback runs in the IO thread, which is the thread that would resolve us
+            raise RuntimeError("cannot wait for a result inside a done-callback (it runs in the client's IO thread)")
+        try:
+            self.exception(_none_if_negative(timeout))
+        except TimeoutError:
+            return False
+        return True
+
+    def ready(self):
+        return self.done()
+
+    def get(self, timeout=None, return_exceptions=None):
+        """The result; raise ``TimeoutError("Result not ready.")`` if not done in ``timeout`` s."""
+        if not self.wait(-1 if timeout is None else timeout):
+            raise errors.TimeoutError("Result not ready.")
+        if return_exceptions is None:
+            return_exceptions = self._return_exceptions
+        if return_exceptions and not self._single_result:
+            return self._reconstruct(self._raw_results)
+        exc = self.exception()
+        if exc is None:
+            return self.result()
+        if return_exceptions:
+            return exc
+        raise _fresh(exc)
+
+    def wait_interactive(self, interval=0.1, timeout=-1, widget=None):
+        """Wait with a progress bar (``N/M tasks``); ``widget=True`` for a notebook widget."""
+        if widget:
+            from tqdm.notebook import tqdm
+        else:
+            from tqdm import tqdm
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        with tqdm(total=len(self._children), unit="tasks", desc=self._fname) as bar:
+            while not self.done() and (deadline is None or time.monotonic() < deadline):
+                self.wait(interval)
+                bar.update(self.progress - bar.n)
+            bar.update(self.progress - bar.n)
+
+    def wait_for_output(self, timeout=-1):
+        """Wait until results *and* output are in (output is bounded by a grace period)."""
+        return self.wait(timeout)
+
+    def successful(self):
+        if not self.done():
+            raise RuntimeError("The result is not ready yet: successful() needs a finished AsyncResult")
+        return self.exception() is None
+
+    def _check_ready(self):
+        if not self.done():
+            raise errors.TimeoutError("Result not ready.")
+
+    @property
+    def r(self):
+        return self.get()
+
+    @property
+    def result_dict(self):
+        return self.get_dict()
+
+    def get_dict(self, timeout=-1):
+        """``{engine_id: result}``; ``ValueError`` if one engine ran several of the tasks."""
+        results = self.get(timeout)
+        if self._single_result:
+            results = [results]
+        engine_ids = [md["engine_id"] for md in self._metadata]
+        if len(set(engine_ids)) != len(engine_ids):
+            dup = next(e for e in engine_ids if engine_ids.count(e) > 1)
+            raise ValueError(f"Cannot build dict, {engine_ids.count(dup)} jobs ran on engine #{dup}")
+        return dict(zip(engine_ids, results))
+
+    # -- control -----------------------------------------------------------------------
+
+    def abort(self):
+        """Abort the tasks that have not started yet."""
+        if self.done():
+            raise RuntimeError("Can't abort, I am already done!")
+        targets = sorted({md["engine_id"] for md in self._metadata if md["engine_id"] is not None})
+        return self._client.abort(self.msg_ids, targets=targets or None, block=True)
+
+    @property
+    def sent(self):
+        return all(c.sent and (c.tracker is None or c.tracker.done) for c in self._children)
+
+    def wait_for_send(self, timeout=-1):
+        """Wait until zero-copy sends are done (so sent arrays may be changed again)."""
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        while not self.sent:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise errors.TimeoutError("Still waiting to be sent")
+            time.sleep(0.001)
+        return True
+
+    # -- metadata and output --------------------------------------------------------------
+
+    @property
+    def metadata(self):
+        return self._metadata[0] if self._single_result else self._metadata
+
+    def _metadata_values(self, key):
+        values = [md[key] for md in self._metadata]
+        return values[0] if self._single_result else values
+
+    def __getattr__(self, key):
+        # metadata proxy: ar.stdout, ar.engine_id, ... (available before completion)
+        if key in METADATA_KEYS:
+            return self._metadata_values(key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | set(METADATA_KEYS))
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in METADATA_KEYS:
+                raise KeyError(key)
+            return self._metadata_values(key)
+        if isinstance(key, (int, slice)):
+            self._check_ready()
+            results = self.get()
+            if self._single_result:
+                raise TypeError("a single-task AsyncResult cannot be indexed")
+            return results[key]
+        raise TypeError(f"Invalid key type {type(key).__name__!r}, must be 'int', 'slice', or 'str'")
+
+    def display_outputs(self, groupby="type", result_only=False):
+        """Print the collected output: ``[stdout:N]``, ``[stderr:N]``, ``Out[N:count]:``."""
+        self._check_ready()
+        display.display_outputs(self._metadata, groupby=groupby, result_only=result_only)
+
+    # -- timing ----------------------------------------------------------------------------
+
+    @staticmethod
+    def timedelta(start, end, start_key=min, end_key=max):
+        """Seconds between ``start_key(start)`` and ``end_key(end)`` (single datetimes pass)."""
+        if not isinstance(start, datetime):
+            start = start_key(start)
+        if not isinstance(end, datetime):
+            end = end_key(end)
+        return (end - start).total_seconds()
+
+    @property
+    def progress(self):
+        """How many of the requests have finished."""
+        return sum(1 for c in self._children if c.done())
+
+    @property
+    def elapsed(self):
+        if self.done():
+            return self.wall_time
+        submitted = [md["submitted"] for md in self._metadata if md["submitted"]]
+        if not submitted:
+            return 0.0
+        return (utcnow() - min(submitted)).total_seconds()
+
+    @property
+    def wall_time(self):
+        """Latest ``received`` minus earliest ``submitted``, in seconds."""
+        self._check_ready()
+        received = [md["received"] for md in self._metadata if md["received"]]
+        submitted = [md["submitted"] for md in self._metadata if md["submitted"]]
+        if not received or not submitted:
+            return 0.0
+        return self.timedelta(submitted, received)
+
+    @property
+    def serial_time(self):
+        """Sum over the tasks of ``completed - started``, in seconds."""
+        self._check_ready()
+        return sum(
+            (md["completed"] - md["started"]).total_seconds()
+            for md in self._metadata if md["completed"] and md["started"]
+        )
+
+    # -- sequence protocol -----------------------------------------------------------------
+
+    def __len__(self):
+        return len(self.msg_ids)
+
+    def __iter__(self):
+        if self._single_result:
+            raise TypeError("AsyncResults with a single result are not iterable.")
+        for child in self._children:
+            yield _child_result(child)
+
+    def __repr__(self):
+        if self.cancelled():
+            state = "cancelled"
+        elif not self.done():
+            state = "pending"
+        elif self.exception() is not None:
+            state = "failed"
+        else:
+            state = "finished"
+        return f"<{type(self).__name__}({self._fname}): {state}>"
+
+
+class AsyncMapResult(AsyncResult):
+    """The result of a map, scatter/gather or ``@parallel`` call: one message per engine share.
+
+    ``dist`` is how the input was split (:mod:`.partition`) and how the per-share results
+    are joined; ``length`` the number of input elements.  With ``elementwise`` each share's
+    result is the list of its elements' results, and iterating yields elements as their
+    shares arrive, in order.
+    """
+
+    def __init__(self, client, children, fname="unknown", dist="b", length=None, elementwise=True, owner=True,
+                 return_exceptions=False):
+        self._dist = dist
+        self._length = length
+        self._elementwise = elementwise
+        AsyncResult.__init__(self, client, list(children), fname=fname, owner=owner,
+                             return_exceptions=return_exceptions)
+
+    def _reconstruct(self, raw):
+        if any(isinstance(r, BaseException) for r in raw):
+            # the shape cannot be rebuilt: chain the shares, one exception per failed share
+            flat = []
+            for r in raw:
+                if isinstance(r, BaseException) or not self._elementwise:
+                    flat.append(r)
+                else:
+                    flat.extend(r)
+            return flat
+        return partition.join(raw, self._dist)
+
+    def __len__(self):
+        return self._length if self._length is not None else len(self.msg_ids)
+
+    def __iter__(self):
+        if not self._elementwise or self._dist != "b":
+            yield from self.get()
+            return
+        for child in self._children:
+            yield from _child_result(child)

@@ -1,0 +1,151 @@
+"""Bad input and failures against a live cluster: nothing hangs, nothing is lost.
+
+Each test states the failure the issue names and checks what the user sees.
+"""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+import zmq
+
+import kernelpar as ipp
+from kernelpar.wire.serialize import SerializationError
+from kernelpar.wire.session import DELIM, Session
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def fast_cluster(tmp_path, n=2):
+    return ipp.Cluster(n=n, profile_dir=str(tmp_path / "profile_faults"), controller_args=["--ping", "200"])
+
+
+def connection_files(cluster):
+    security = os.path.join(cluster.profile_dir, "security")
+    files = [os.path.join(security, f) for f in os.listdir(security) if f.startswith("ipcontroller")]
+    return [json.load(open(f)) for f in files]
+
+
+def garbage_messages(engine_uuids):
+    wrong = Session(b"not-the-cluster-key")
+    unsigned = Session(b"")
+    yield [b"garbage"]
+    yield [DELIM, b"bad signature", b"{}", b"{}", b"{}", b"{}"]
+    yield [DELIM, b"", b"{not json", b"{}", b"{}", b"{}"]
+    yield wrong.serialize("connection_request", {})[0]
+    yield unsigned.serialize("registration_request", {"uuid": "intruder"})[0]
+    for uuid in engine_uuids:
+        yield [uuid.encode(), b"junk for an engine"]
+        yield [uuid.encode()] + wrong.serialize("apply_request", {})[0]
+        yield [uuid.encode()] + unsigned.serialize("shutdown_request", {})[0]
+
+
+def test_garbage_on_every_port_is_dropped_and_the_cluster_keeps_serving(tmp_path):
+    with fast_cluster(tmp_path) as rc:
+        engine_uuids = [rc._engines[i] if hasattr(rc, "_engines") else "" for i in rc.ids]
+        engine_uuids = [u for u in engine_uuids if u]
+        ports = sorted({v for info in connection_files(rc.cluster) for k, v in info.items()
+                        if isinstance(v, int) and k not in ("key",)})
+        assert len(ports) >= 8
+        ctx = zmq.Context()
+        try:
+            for port in ports:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                    raw.sendall(os.urandom(512))
+                for sock_type in (zmq.DEALER, zmq.PUB):
+                    sock = ctx.socket(sock_type)
+                    sock.setsockopt(zmq.LINGER, 0)
+                    sock.connect(f"tcp://127.0.0.1:{port}")
+                    time.sleep(0.05)
+                    for frames in garbage_messages(engine_uuids):
+                        sock.send_multipart(frames)
+                    sock.close()
+            time.sleep(0.5)
+        finally:
+            ctx.term()
+        assert psutil.Process(rc.cluster.controller.pid).is_running()
+        assert sorted(rc[:].apply_sync(os.getpid)) == sorted(set(rc[:].apply_sync(os.getpid)))
+        assert rc[:].apply_sync(lambda: 42) == [42, 42]
+        assert len(rc.ids) == 2
+
+
+def test_engine_killed_during_a_task_fails_with_engine_error(tmp_path):
+    with fast_cluster(tmp_path) as rc:
+        victim = rc.ids[-1]
+        pid = rc[victim].apply_sync(os.getpid)
+        ar = rc[victim].apply_async(time.sleep, 30)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(ipp.EngineError, match=str(victim)):
+            ar.get(timeout=20)
+        assert time.monotonic() - t0 < 10
+        deadline = time.monotonic() + 10
+        while victim in rc.ids and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert victim not in rc.ids
+        assert rc[rc.ids[0]].apply_sync(lambda: "still here") == "still here"
+
+
+def test_unpicklable_argument_fails_on_the_client_naming_its_type(rc):
+    with pytest.raises(SerializationError, match="lock"):
+        rc[0].apply_sync(len, threading.Lock())
+    assert rc[0].apply_sync(lambda: 1) == 1
+
+
+def test_unpicklable_result_fails_on_the_engine_naming_its_type(rc):
+    with pytest.raises(ipp.RemoteError, match="generator"):
+        rc[0].apply_sync(lambda: (i for i in range(3)))
+    assert rc[0].apply_sync(lambda: 2) == 2
+
+
+def test_remote_exception_carries_the_remote_traceback(rc):
+    def fail(x):
+        return 1 / x
+
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[0].apply_sync(fail, 0)
+    err = info.value
+    assert err.ename == "ZeroDivisionError"
+    assert "division by zero" in err.evalue
+    assert "fail" in err.traceback
+    assert err.engine_info["engine_id"] == 0 and err.engine_info["method"] == "apply"
+    assert str(err).startswith("[0:apply] ZeroDivisionError")
+
+    with pytest.raises(ipp.CompositeError) as info:
+        rc[:].apply_sync(fail, 0)
+    composite = info.value
+    assert len(composite.elist) == len(rc.ids)
+    rendered = "\n".join(composite.render_traceback())
+    assert "[0:apply]" in rendered and "[1:apply]" in rendered
+    with pytest.raises(ipp.RemoteError):
+        composite.raise_exception(1)
+
+
+def test_client_without_controller_waits_then_raises_oserror(tmp_path, capsys):
+    t0 = time.monotonic()
+    with pytest.raises(OSError):
+        ipp.Client(profile_dir=str(tmp_path / "profile_empty"), timeout=1.5)
+    assert time.monotonic() - t0 < 5
+    assert "Waiting for connection file" in capsys.readouterr().out
+
+
+def test_connection_file_of_a_dead_controller_gives_timeout_error(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    dead_port = sock.getsockname()[1]
+    sock.close()
+    info = {"interface": "tcp://127.0.0.1", "location": "127.0.0.1", "key": "k" * 64,
+            "signature_scheme": "hmac-sha256", "registration": dead_port, "mux": dead_port,
+            "control": dead_port, "iopub": dead_port, "notification": dead_port, "task": None}
+    path = tmp_path / "ipcontroller-client.json"
+    path.write_text(json.dumps(info))
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        ipp.Client(str(path), timeout=1.5)
+    assert time.monotonic() - t0 < 6
