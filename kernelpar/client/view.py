@@ -262,7 +262,7 @@ class DirectView:
         return self.sync_imports(True)
 
     def use_pickle(self):
-        """Plain pickle for functions, here and on the engines."""
+        """Back to the default serializer, here and on the engines (as in ipyparallel)."""
         serialize.use_pickle()
         return self.apply(serialize.use_pickle)
 

@@ -12,7 +12,9 @@ import argparse
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 
 from .._version import __version__
 from ..wire import connection, protocol
@@ -24,6 +26,8 @@ log = logging.getLogger("kernelpar.controller")
 def build_parser():
     p = argparse.ArgumentParser(prog="ipcontroller", description="Start a kernelpar controller (hub and queues).")
     p.add_argument("--ip", default="127.0.0.1", help="interface to bind ('*' for all; default 127.0.0.1)")
+    p.add_argument("--transport", choices=("tcp", "ipc"), default="tcp",
+                   help="tcp (default), or ipc: unix sockets in a private directory, for engines on this host")
     p.add_argument("--location", default=None, help="host name or IP that remote engines and clients should use")
     p.add_argument("--ping", type=float, default=protocol.DEFAULT_HB_PERIOD_MS,
                    help="heartbeat period in milliseconds (default %(default)s)")
@@ -67,11 +71,20 @@ def main(argv=None):
     twisted_log.PythonLoggingObserver("kernelpar.controller").start()
 
     profile_dir = connection.locate_profile_dir(args.profile, args.profile_dir, args.ipython_dir)
+    if args.transport == "ipc":
+        if args.ip != "127.0.0.1":
+            sys.exit("ipcontroller: --transport=ipc serves only this host; it cannot be combined with --ip")
+        # a short private path: unix socket paths are limited to ~107 bytes
+        ipc_dir = tempfile.mkdtemp(prefix="kernelpar-")
+        interface = f"ipc://{ipc_dir}/c"
+    else:
+        ipc_dir = None
+        interface = f"tcp://{args.ip}"
     key = secrets.token_hex(32).encode("ascii")
     session = Session(key, username="kernelpar-controller")
     ctx = zmq.Context()
     server = ControllerServer(
-        reactor, ctx, session, connection.versions(), ip=args.ip, location=args.location,
+        reactor, ctx, session, connection.versions(), interface=interface, location=args.location,
         hb_period=args.ping / 1000.0, max_missed=args.ping_misses,
         db=DictDB(record_limit=args.record_limit, size_limit=args.size_limit),
     )
@@ -95,6 +108,8 @@ def main(argv=None):
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+        if ipc_dir is not None:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
 
     parent = os.environ.get("KERNELPAR_PARENT_PID")
     if parent and parent.isdigit():

@@ -51,13 +51,13 @@ class Device:
                 sock.close(linger=0)
 
 
-def router_queue(ctx, name, interface, monitor_url, prefixes):
+def router_queue(ctx, name, binder, monitor_url, prefixes):
     """A ROUTER|ROUTER monitored queue; returns ``(device, client_port, engine_port)``."""
     client_side = unlimited(ctx.socket(zmq.ROUTER))
     engine_side = unlimited(ctx.socket(zmq.ROUTER))
     mon = unlimited(ctx.socket(zmq.PUB))
-    client_port = client_side.bind_to_random_port(interface)
-    engine_port = engine_side.bind_to_random_port(interface)
+    client_port = binder.bind(client_side)
+    engine_port = binder.bind(engine_side)
     mon.connect(monitor_url)
     in_prefix, out_prefix = prefixes
     device = Device(name, lambda: monitored_queue(client_side, engine_side, mon, in_prefix, out_prefix),
@@ -65,7 +65,7 @@ def router_queue(ctx, name, interface, monitor_url, prefixes):
     return device, client_port, engine_port
 
 
-def iopub_proxy(ctx, interface, capture_url, inproc_url):
+def iopub_proxy(ctx, binder, capture_url, inproc_url):
     """Engines' XPUBs -> XSUB | XPUB -> clients' SUBs; everything is captured for the hub.
 
     Returns ``(device, client_port, engine_port)``.  The client-facing XPUB is also
@@ -74,8 +74,8 @@ def iopub_proxy(ctx, interface, capture_url, inproc_url):
     engine_side = unlimited(ctx.socket(zmq.XSUB))
     client_side = unlimited(ctx.socket(zmq.XPUB))
     capture = unlimited(ctx.socket(zmq.PUB))
-    engine_port = engine_side.bind_to_random_port(interface)
-    client_port = client_side.bind_to_random_port(interface)
+    engine_port = binder.bind(engine_side)
+    client_port = binder.bind(client_side)
     client_side.bind(inproc_url)
     capture.connect(capture_url)
     device = Device("iopub", lambda: zmq.proxy(engine_side, client_side, capture), [engine_side, client_side, capture])

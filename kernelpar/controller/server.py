@@ -13,6 +13,7 @@ import zmq
 from twisted.internet import task
 
 from ..wire import protocol
+from ..wire.connection import Binder, connect_url
 from ..wire.zmqtwisted import ZmqSocket
 from . import devices
 from .hub import Hub
@@ -27,13 +28,18 @@ MONITOR_BATCH_DELAY = 0.005
 
 
 class ControllerServer:
-    def __init__(self, reactor, ctx, session, versions, ip="127.0.0.1", location=None,
+    def __init__(self, reactor, ctx, session, versions, interface="tcp://127.0.0.1", location=None,
                  hb_period=1.0, max_missed=5, db=None):
         self.reactor = reactor
         self.ctx = ctx
         self.session = session
-        self.interface = f"tcp://{ip}"
-        self.location = location or (socket.gethostname() if ip in ("*", "0.0.0.0") else ip)
+        self.interface = interface
+        self.binder = Binder(interface)
+        host = interface.split("://", 1)[1]
+        if location is None:
+            location = "127.0.0.1" if interface.startswith("ipc://") else host
+            location = socket.gethostname() if location in ("*", "0.0.0.0") else location
+        self.location = location
         self.hub = Hub(session, self, reactor.callLater, versions, hb_period, max_missed, db)
         self.hb_period = hb_period
         self._stopping = False
@@ -44,7 +50,7 @@ class ControllerServer:
     def _reader(self, sock_type, on_message, name, bind=True, connect=None, batch_delay=0):
         sock = devices.unlimited(self.ctx.socket(sock_type))
         if bind:
-            self.ports[name] = sock.bind_to_random_port(self.interface)
+            self.ports[name] = self.binder.bind(sock)
         if connect:
             sock.connect(connect)
         zs = ZmqSocket(self.reactor, sock, on_message, batch_delay=batch_delay)
@@ -69,11 +75,11 @@ class ControllerServer:
         self.devices = []
         for name in ("mux", "control"):
             device, client_port, engine_port = devices.router_queue(
-                self.ctx, name, self.interface, MONITOR_URL, protocol.MONITOR_TOPICS[name])
+                self.ctx, name, self.binder, MONITOR_URL, protocol.MONITOR_TOPICS[name])
             self.ports[name] = client_port
             self.ports[f"engine_{name}"] = engine_port
             self.devices.append(device)
-        device, client_port, engine_port = devices.iopub_proxy(self.ctx, self.interface, CAPTURE_URL, IOPUB_INPROC)
+        device, client_port, engine_port = devices.iopub_proxy(self.ctx, self.binder, CAPTURE_URL, IOPUB_INPROC)
         self.ports["iopub"] = client_port
         self.ports["engine_iopub"] = engine_port
         self.devices.append(device)
@@ -84,12 +90,7 @@ class ControllerServer:
         self.iopub_watch.sock.subscribe(protocol.HUB_IOPUB_TOPIC)
         # the hub is a client of the control queue, to stop engines on shutdown
         self.control_out = self._reader(zmq.DEALER, lambda frames: None, "control_out", bind=False,
-                                        connect=f"{self._connect_interface()}:{self.ports['control']}")
-
-    def _connect_interface(self):
-        if self.interface.endswith("://*") or self.interface.endswith("://0.0.0.0"):
-            return "tcp://127.0.0.1"
-        return self.interface
+                                        connect=connect_url(dict(self.connection_info(b"")[0], location="127.0.0.1"), "control"))
 
     def start(self):
         for device in self.devices:

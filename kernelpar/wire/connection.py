@@ -5,7 +5,8 @@ The controller writes two JSON files into ``<ipython_dir>/profile_<name>/securit
 and ``ipcontroller[-<cluster_id>]-engine.json`` for engines.  Each holds the
 ``interface`` (``tcp://127.0.0.1``), one port per channel, the HMAC ``key``, the
 ``signature_scheme``, the ``location`` (controller host) and the controller's
-``versions``.  URLs are ``interface:port``.  Engines started by a launcher get the engine
+``versions``.  URLs are ``interface:port`` for TCP; with the ``ipc`` transport the
+interface is a socket path prefix and URLs are ``interface-<n>``.  Engines started by a launcher get the engine
 dict in ``$KERNELPAR_CONNECTION_INFO`` (``$IPP_CONNECTION_INFO`` is read too) instead.
 
 This module also holds the version handshake rule: pickled code objects only load in the
@@ -76,9 +77,13 @@ def connection_info_from_env():
     return None
 
 
+def _join(interface, port):
+    return f"{interface}-{port}" if interface.startswith("ipc://") else f"{interface}:{port}"
+
+
 def url(info, channel):
     """The zmq URL of ``channel`` in a connection dict."""
-    return f"{info['interface']}:{info[channel]}"
+    return _join(info["interface"], info[channel])
 
 
 def connect_url(info, channel):
@@ -86,7 +91,22 @@ def connect_url(info, channel):
     interface = info["interface"]
     if interface.endswith("://*") or interface.endswith("://0.0.0.0"):
         interface = interface.rsplit("://", 1)[0] + "://" + (info.get("location") or "127.0.0.1")
-    return f"{interface}:{info[channel]}"
+    return _join(interface, info[channel])
+
+
+class Binder:
+    """Binds sockets on one interface and says which port (or ipc suffix) each got."""
+
+    def __init__(self, interface):
+        self.interface = interface
+        self._next_ipc = 0
+
+    def bind(self, sock):
+        if self.interface.startswith("ipc://"):
+            self._next_ipc += 1
+            sock.bind(_join(self.interface, self._next_ipc))
+            return self._next_ipc
+        return sock.bind_to_random_port(self.interface)
 
 
 def versions():

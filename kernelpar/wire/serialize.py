@@ -13,7 +13,7 @@ at a prompt): their globals are not captured on the client; on the receiving sid
 the *user namespace* (the engine's, or ``__main__`` on a client) as globals.  That is why
 ``lambda x: a + x`` works after ``push({'a': 1})``.  Functions of importable modules are
 pickled by reference.  ``use_cloudpickle()`` switches to cloudpickle's own by-value
-globals, ``use_pickle()`` to plain pickle; ``use_canning()`` restores the default.
+globals; ``use_pickle()`` restores the default (ipyparallel's names and meanings).
 """
 
 import io
@@ -70,22 +70,13 @@ def user_namespace():
 
 
 def use_pickle():
-    """Pickle functions by reference only (plain pickle)."""
-    _set_mode("pickle")
+    """Restore the default: interactive functions use the receiver's user namespace."""
+    _set_mode("canning")
 
 
 def use_cloudpickle():
     """Pickle functions with cloudpickle's own by-value globals."""
     _set_mode("cloudpickle")
-
-
-def use_canning():
-    """Restore the default: interactive functions use the receiver's user namespace."""
-    _set_mode("canning")
-
-
-def serializer_mode():
-    return _mode
 
 
 def _set_mode(mode):
@@ -185,10 +176,7 @@ def serialize_object(obj, threshold=BUFFER_THRESHOLD):
     out = io.BytesIO()
     pickler_class = _CanningPickler if _mode == "canning" else cloudpickle.Pickler
     try:
-        if _mode == "pickle":
-            pickle.Pickler(out, protocol=PICKLE_PROTOCOL, buffer_callback=keep_large).dump(obj)
-        else:
-            pickler_class(out, protocol=PICKLE_PROTOCOL, buffer_callback=keep_large).dump(obj)
+        pickler_class(out, protocol=PICKLE_PROTOCOL, buffer_callback=keep_large).dump(obj)
     except Exception as e:
         raise SerializationError(f"cannot serialize {_describe(obj)}: {e}") from e
     return [out.getbuffer(), *buffers]

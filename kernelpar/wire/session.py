@@ -29,7 +29,6 @@ DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 
 _json_encoder = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
-_json_decode = json.JSONDecoder().decode
 
 
 class MessageError(ValueError):
@@ -56,7 +55,7 @@ def pack(obj):
 
 
 def unpack(data):
-    return _json_decode(bytes(data).decode("utf-8"))
+    return json.loads(data)
 
 
 def new_id():
