@@ -22,28 +22,7 @@ from .client import (  # noqa: F401
     remote,
 )
 from .cluster import Cluster  # noqa: F401
-from .errors import (  # noqa: F401
-    AlreadyDisplayedError,
-    CompositeError,
-    DependencyTimeout,
-    EngineError,
-    ImpossibleDependency,
-    InvalidDependency,
-    IPythonError,
-    KernelError,
-    MultipleInstanceError,
-    NoEnginesRegistered,
-    ProtocolVersionError,
-    RemoteError,
-    TaskAborted,
-    TaskRejectError,
-    TaskTimeout,
-    TimeoutError,
-    UnmetDependency,
-    collect_exceptions,
-    unwrap_exception,
-    wrap_exception,
-)
+from .errors import *  # noqa: F401,F403
 from .wire.serialize import (  # noqa: F401
     Reference,
     deserialize_object,

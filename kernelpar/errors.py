@@ -11,6 +11,13 @@ import builtins
 import sys
 import traceback as _traceback
 
+__all__ = [
+    "AlreadyDisplayedError", "CompositeError", "DependencyTimeout", "EngineError", "ImpossibleDependency",
+    "InvalidDependency", "IPythonError", "KernelError", "MultipleInstanceError", "NoEnginesRegistered",
+    "ProtocolVersionError", "RemoteError", "TaskAborted", "TaskRejectError", "TaskTimeout", "TimeoutError",
+    "UnmetDependency", "collect_exceptions", "unwrap_exception", "wrap_exception",
+]
+
 TimeoutError = builtins.TimeoutError
 
 
