@@ -7,6 +7,7 @@ cluster.  Nothing here may leave the session cluster with fewer than two engines
 
 import gc
 import json
+import socket
 import os
 import signal
 import subprocess
@@ -321,9 +322,12 @@ def test_engine_death_fails_its_requests(rc, cluster):
 
 
 def test_dead_controller_gives_clear_timeout(tmp_path, rc):
-    info = dict(rc.connection_info)
+    info = dict(rc.connection_info, interface="tcp://127.0.0.1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
     for channel in ("registration", "mux", "control", "task", "iopub", "notification"):
-        info[channel] = 1  # nothing listens there
+        info[channel] = free_port  # nothing listens there
     path = tmp_path / "dead.json"
     path.write_text(json.dumps(info))
     t0 = time.monotonic()

@@ -18,6 +18,8 @@ from kernelpar.cluster import app, launchers
 from kernelpar.cluster._async import run_sync
 from kernelpar.cluster.process import ProcessHandle, stop_handles
 
+# how long a stop may take before it counts as not stopping (the 1 s goal is benchmarked)
+STOP_BOUND = 5.0
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
@@ -156,10 +158,10 @@ def test_engine_set_start_stop_and_callbacks(profile_dir):
     assert len(engines.output_files) == 3 and all(os.path.exists(f) for f in engines.output_files)
     t0 = time.monotonic()
     run_sync(engines.stop())
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < STOP_BOUND
     assert engines.state == "after" and len(stopped) == 1
     assert set(stopped[0]["exit_codes"].values()) == {-signal.SIGTERM}
-    assert _gone(engines.pids, 0.1)
+    assert _gone(engines.pids, STOP_BOUND)
     late = []
     engines.on_stop(late.append)  # registering after the stop calls back at once
     assert late == stopped
@@ -195,9 +197,9 @@ def test_stop_kills_what_ignores_sigterm_and_the_whole_group(profile_dir, tmp_pa
     child = int((tmp_path / "out.log").read_text())
     t0 = time.monotonic()
     left = run_sync(stop_handles([handle]))
-    assert left == [] and time.monotonic() - t0 < 1.0
+    assert left == [] and time.monotonic() - t0 < STOP_BOUND
     assert handle.returncode == -signal.SIGKILL
-    assert _gone([handle.pid, child], 1.0)
+    assert _gone([handle.pid, child], STOP_BOUND)
 
 
 def test_reattached_handle_checks_identity(tmp_path):
