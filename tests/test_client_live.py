@@ -391,3 +391,12 @@ def test_shutdown_hub_closes_client(ipython_dir, tmp_path):
             pending.get(10)
     finally:
         cluster.stop_cluster_sync()
+
+
+def test_received_arrays_are_writable_on_both_sides(rc):
+    view = rc[0]
+    view.push({"arr": np.arange(1_000_000, dtype=np.float64)}, block=True)
+    assert view.apply_sync(ipp.interactive(lambda: arr.flags.writeable))  # noqa: F821
+    got = view.pull("arr", block=True)
+    got[0] = 5.0
+    assert got.flags.writeable and got[0] == 5.0
