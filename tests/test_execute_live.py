@@ -34,3 +34,11 @@ def test_non_silent_cells_return_the_last_value(rc):
     ar = rc[0].execute("print('hi')\n3 + 4", silent=False, block=True)
     assert ar.stdout == "hi\n"
     assert ar.execute_result["data"]["text/plain"] == "7"
+
+
+def test_engine_runs_exit_handlers_when_stopped(tmp_path):
+    marker = tmp_path / "atexit-ran"
+    with ipp.Cluster(n=1, profile_dir=str(tmp_path / "profile_exit"), controller_args=["--ping", "200"]) as rc:
+        rc[:].execute("%time x = 1", block=True)  # load IPython, whose teardown is what is skipped
+        rc[:].execute(f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))", block=True)
+    assert marker.read_text() == "ran"
