@@ -28,7 +28,7 @@ import zmq
 from .. import errors
 from ..wire.connection import versions
 from ..wire.serialize import deserialize_object
-from ..wire.session import MessageError, utcnow
+from ..wire.session import utcnow
 from .executereply import ExecuteReply
 from .futures import MessageFuture, apply_iopub, apply_reply_metadata
 
@@ -106,13 +106,6 @@ class Dispatcher:
             self.results[fut.msg_id] = value  # popped when the owning AsyncResult resolves
         fut.finish(ok, value)
 
-    def _parse(self, frames, where):
-        try:
-            return self.session.deserialize(frames)
-        except MessageError as e:
-            log.warning("dropped message on %s: %s", where, e)
-            return None
-
     def _engine_info(self, fut):
         return {"engine_id": fut.engine_id, "engine_uuid": fut.engine_uuid, "method": fut.kind}
 
@@ -129,7 +122,7 @@ class Dispatcher:
     # -- handlers (one per channel) ----------------------------------------------
 
     def on_registration(self, frames):
-        msg = self._parse(frames, "registration")
+        msg = self.session.deserialize_or_drop(frames, "registration", log)
         if msg is None:
             return
         fut = self.futures.get(msg.parent_header.get("msg_id"))
@@ -138,7 +131,7 @@ class Dispatcher:
 
     def on_reply(self, frames):
         """A reply from an engine on mux or control."""
-        msg = self._parse(frames, "mux/control")
+        msg = self.session.deserialize_or_drop(frames, "mux/control", log)
         if msg is None:
             return
         fut = self.futures.get(msg.parent_header.get("msg_id"))
@@ -182,7 +175,7 @@ class Dispatcher:
             self.finish(fut, *fut.outcome)
 
     def on_iopub(self, frames):
-        msg = self._parse(frames, "iopub")
+        msg = self.session.deserialize_or_drop(frames, "iopub", log)
         if msg is None:
             return
         fut = self.futures.get(msg.parent_header.get("msg_id"))
@@ -199,7 +192,7 @@ class Dispatcher:
             fut.grace_timer = self.loop.call_later(OUTPUT_GRACE, self._output_lost, fut)
 
     def on_notification(self, frames):
-        msg = self._parse(frames, "notification")
+        msg = self.session.deserialize_or_drop(frames, "notification", log)
         if msg is None:
             return
         content = msg.content

@@ -19,7 +19,7 @@ import logging
 
 from ..wire import protocol
 from ..wire.connection import version_mismatch
-from ..wire.session import MessageError, as_bytes, isoformat, pack
+from ..wire.session import as_bytes, isoformat, pack
 from .heartmonitor import HeartMonitor
 from .records import DictDB
 from .registry import EngineRegistry, RegistrationError
@@ -55,7 +55,7 @@ class Hub:
     # -- registration socket -------------------------------------------------
 
     def handle_registration(self, frames):
-        msg = self._parse(frames, "registration")
+        msg = self.session.deserialize_or_drop(frames, "registration", log)
         if msg is None:
             return
         handler = getattr(self, "_on_" + msg.msg_type, None)
@@ -68,13 +68,6 @@ class Hub:
         except Exception as e:
             log.exception("error handling %s", msg.msg_type)
             self._reply(msg, _reply_type(msg.msg_type), {"status": "error", "reason": repr(e)})
-
-    def _parse(self, frames, where, lazy=False):
-        try:
-            return self.session.deserialize(frames, lazy=lazy)
-        except MessageError as e:
-            log.warning("dropped message on %s: %s", where, e)
-            return None
 
     def _reply(self, msg, msg_type, content):
         self.outbox.reply(msg.idents, msg_type, content, msg.header)
@@ -203,7 +196,7 @@ class Hub:
             log.warning("dropped short monitor message")
             return
         topic = as_bytes(frames[0])
-        msg = self._parse(frames[1:], "monitor", lazy=True)
+        msg = self.session.deserialize_or_drop(frames[1:], "monitor", log, lazy=True)
         if msg is None:
             return
         dest, src = msg.idents[0], msg.idents[1] if len(msg.idents) > 1 else b""

@@ -38,7 +38,7 @@ from twisted.internet.task import LoopingCall
 
 from ..wire.connection import connect_url, version_mismatch, versions
 from ..wire.protocol import DEFAULT_HB_PERIOD_MS, HUB_ROUTING_ID
-from ..wire.session import MessageError, Session, isoformat
+from ..wire.session import Session, isoformat
 from ..wire.zmqtwisted import ZmqSocket
 from .capture import FLUSH_INTERVAL
 from .control import ControlHandler, signal_main_thread
@@ -132,13 +132,6 @@ class EngineIO:
         frames, _ = self.session.serialize(msg_type, content, idents=idents)
         channel.send_multipart(frames)
 
-    def _parse(self, frames, what):
-        try:
-            return self.session.deserialize(frames)
-        except MessageError as e:
-            log.warning("dropped a bad message on %s: %s", what, e)
-            return None
-
     def _later(self, delay, f, *args):
         """``callLater`` that :meth:`shutdown` cancels (registration and ready timeouts)."""
         timer = self.reactor.callLater(delay, f, *args)
@@ -162,7 +155,7 @@ class EngineIO:
         )
 
     def _on_registration(self, frames):
-        msg = self._parse(frames, "registration")
+        msg = self.session.deserialize_or_drop(frames, "registration", log)
         if msg is None or msg.msg_type != "registration_reply" or self.engine_id is not None or self.stopping:
             return
         self._registration_timer.cancel()
@@ -212,7 +205,7 @@ class EngineIO:
     # -- incoming ----------------------------------------------------------------------
 
     def _on_request(self, frames, channel):
-        msg = self._parse(frames, "the execution channel")
+        msg = self.session.deserialize_or_drop(frames, "the execution channel", log)
         if msg is None:
             return
         request = Request(msg, channel)
@@ -220,7 +213,7 @@ class EngineIO:
             self.send_aborted([request])
 
     def _on_control(self, frames):
-        msg = self._parse(frames, "control")
+        msg = self.session.deserialize_or_drop(frames, "control", log)
         if msg is not None:
             self.control.handle(Request(msg, self.control_channel))
 

@@ -167,6 +167,14 @@ class Session:
             raise MessageError("message header and content must be JSON objects")
         return msg
 
+    def deserialize_or_drop(self, frames, where, logger, lazy=False):
+        """:meth:`deserialize`, or None after logging to ``logger`` why the message was dropped."""
+        try:
+            return self.deserialize(frames, lazy=lazy)
+        except MessageError as e:
+            logger.warning("dropped a message on %s: %s", where, e)
+            return None
+
 
 def as_bytes(frame):
     """The bytes of a zmq frame (``copy=False`` receive) or of any bytes-like object."""
