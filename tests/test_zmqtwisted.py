@@ -27,7 +27,7 @@ class NaiveZmqSocket(ZmqSocket):
     def doRead(self):
         while self.sock is not None:
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=self.copy)
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             self.on_message(frames)

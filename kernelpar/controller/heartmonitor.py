@@ -16,19 +16,13 @@ class HeartMonitor:
         self.beat = 0
         self._last_answer = {}
 
-    def watch(self, ident):
-        """Start watching ``ident`` as if it had answered the current beat."""
-        self._last_answer[ident] = self.beat
-
     def forget(self, ident):
         self._last_answer.pop(ident, None)
 
     def pong(self, ident, beat):
-        """Record an echo.  Returns True the first time an unknown ident answers."""
-        first = ident not in self._last_answer
+        """Record an echo; an ident is watched from its first echo on."""
         if beat <= self.beat:
             self._last_answer[ident] = max(beat, self._last_answer.get(ident, beat))
-        return first
 
     def tick(self):
         """Advance one period: return ``(beat_to_publish, idents_now_dead)``."""

@@ -224,7 +224,8 @@ class Hub:
     def _task_finished(self, msg, engine):
         parent_id = msg.parent_header.get("msg_id")
         queue = self.queues.get(engine)
-        if queue is not None and queue.pop(parent_id, 0) is None:
+        if queue is not None and parent_id in queue:
+            del queue[parent_id]
             self.completed[engine] += 1
         self.db.update_record(parent_id, {
             "result_header": msg.header, "result_metadata": msg.metadata, "result_content": msg.content,

@@ -77,8 +77,5 @@ class EngineRegistry:
     def registered(self):
         return sorted((r for r in self._by_uuid.values() if r.registered), key=lambda r: r.id)
 
-    def pending(self):
-        return [r for r in self._by_uuid.values() if not r.registered]
-
     def __contains__(self, uuid):
         return uuid in self._by_uuid

@@ -21,8 +21,6 @@ import tempfile
 
 from .._version import __version__
 
-CLIENT_CHANNELS = ("registration", "mux", "control", "task", "iopub", "notification")
-ENGINE_CHANNELS = ("registration", "mux", "control", "task", "iopub", "hb_ping", "hb_pong")
 CONNECTION_ENV = ("KERNELPAR_CONNECTION_INFO", "IPP_CONNECTION_INFO")
 
 

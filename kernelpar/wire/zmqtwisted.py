@@ -45,11 +45,10 @@ class ZmqSocket:
 
     max_batch = 256
 
-    def __init__(self, reactor, sock, on_message=None, copy=False, linger=0, batch_delay=0):
+    def __init__(self, reactor, sock, on_message=None, linger=0, batch_delay=0):
         self.reactor = reactor
         self.sock = sock
         self.on_message = on_message
-        self.copy = copy
         self.batch_delay = batch_delay
         sock.setsockopt(zmq.LINGER, linger)
         self._fd = sock.getsockopt(zmq.FD)
@@ -77,17 +76,21 @@ class ZmqSocket:
             self.sock.getsockopt(_EVENTS)
             self._schedule_drain(self.batch_delay)
 
-    def send_multipart(self, frames, copy=False, track=False):
-        """Send now if possible, else queue in order; never raises EAGAIN."""
+    def send_multipart(self, frames):
+        """Send now if possible, else queue in order; never raises EAGAIN.
+
+        Frames go with ``copy=False``: large buffers are not copied (pyzmq still copies
+        small ones, where that is cheaper), so a caller must not mutate them after.
+        """
         if self.sock is None:
             raise RuntimeError("send on a closed zmq socket")
-        if self._outbox or not self._try_send(frames, copy):
-            self._outbox.append((frames, copy))
+        if self._outbox or not self._try_send(frames):
+            self._outbox.append(frames)
         self._after_send()
 
-    def _try_send(self, frames, copy):
+    def _try_send(self, frames):
         try:
-            self.sock.send_multipart(frames, _NOBLOCK, copy=copy)
+            self.sock.send_multipart(frames, _NOBLOCK, copy=False)
             return True
         except zmq.Again:
             return False
@@ -128,18 +131,17 @@ class ZmqSocket:
     def _recv_multipart(self):
         # Frame.more instead of pyzmq's getsockopt(RCVMORE) loop, which builds enum
         # objects for every frame of every message
-        sock, copy = self.sock, self.copy
+        sock = self.sock
         frame = sock.recv(_NOBLOCK, copy=False)
-        frames = [frame if not copy else frame.bytes]
+        frames = [frame]
         while frame.more:
             frame = sock.recv(_NOBLOCK, copy=False)
-            frames.append(frame if not copy else frame.bytes)
+            frames.append(frame)
         return frames
 
     def _flush(self):
         while self._outbox:
-            frames, copy = self._outbox[0]
-            if not self._try_send(frames, copy):
+            if not self._try_send(self._outbox[0]):
                 return
             self._outbox.popleft()
 
