@@ -191,6 +191,21 @@ def test_stop_on_error_aborts_queue_and_abort(rc):
         running.abort()
 
 
+def test_abort_of_a_request_queued_behind_a_running_one_is_answered_at_once(rc):
+    # first's end makes the engine read second and victim; abort victim while second runs
+    first = rc[1].apply_async(time.sleep, 0.3)
+    second = rc[1].apply_async(time.sleep, 3)
+    victim = rc[1].apply_async(lambda: "never")
+    first.get(10)
+    time.sleep(0.2)
+    victim.abort()
+    with pytest.raises(ipp.TaskAborted):
+        victim.get(10)
+    assert not second.ready(), "the aborted reply must not wait for the running task"
+    second.get(10)
+    assert rc[1].apply_sync(lambda: "after") == "after"
+
+
 def test_timeouts_and_async_result_api(rc):
     ar = rc[:].apply_async(time.sleep, 0.4)
     assert repr(ar) == "<AsyncResult(sleep): pending>" and not ar.ready() and ar.progress == 0

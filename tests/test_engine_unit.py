@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -35,16 +36,16 @@ class FakeIO:
             self.cond.notify_all()
 
     def send_reply(self, request, streams, msg_type, content, buffers, started, completed):
-        request.iopub += len(streams)
         self._record("reply", request, streams, msg_type, content, buffers, started, completed)
 
     def send_iopub(self, request, streams, msg_type, content):
-        request.iopub += len(streams) + 1
         self._record("iopub", request, streams, msg_type, content)
 
     def send_aborted(self, requests):
         for r in requests:
             self._record("aborted", r)
+
+    reply_aborted = send_aborted
 
     def send_control_reply(self, request, msg_type, content):
         self._record("control", request, msg_type, content)
@@ -328,18 +329,21 @@ def test_capture_fallback_and_flush_scheduling():
     scheduled = []
     capture = Capture(lambda: scheduled.append(1))
     assert capture.write("stdout", "idle") is False
-    capture.begin("req")
+    req = types.SimpleNamespace(iopub=0)
+    capture.begin(req)
     try:
         capture.stdout.write("a")
         capture.stdout.write("b")
         capture.stderr.write("c")
         assert scheduled == [1], "one flush per batch"
         capture.stdout.write("d")
-        assert capture.take() == ("req", [("stdout", "abd"), ("stderr", "c")])
+        assert capture.take() == (req, [("stdout", "abd"), ("stderr", "c")])
         capture.stderr.write("e")
         assert scheduled == [1, 1]
+        capture.count(req, 1)
         assert capture.end() == [("stderr", "e")]
         assert capture.take() == (None, [])
+        assert req.iopub == 4, "every stream message taken, and the counted one"
     finally:
         capture.end()
 

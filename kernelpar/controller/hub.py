@@ -32,6 +32,9 @@ SUBSCRIPTION_WAIT = 2.0
 REGISTRATION_PING_RETRY = 0.05
 
 
+_TASK_REPLIES = frozenset(("apply_reply", "execute_reply"))
+
+
 def _reply_type(request_type):
     return request_type.rsplit("_request", 1)[0] + "_reply"
 
@@ -207,7 +210,8 @@ class Hub:
             if dest == protocol.HUB_ROUTING_ID:
                 if msg.msg_type == "engine_ready":
                     self._engine_step(engine, "mux" if topic == b"out" else "control")
-            elif topic == b"out":
+            elif topic == b"out" or msg.msg_type in _TASK_REPLIES:
+                # a queued task the engine aborted at once comes back on control
                 self._task_finished(msg, engine)
 
     def _task_submitted(self, msg, engine, client):

@@ -11,7 +11,10 @@ left, to be published just before the reply.
 Invariant: the buffer only ever holds text of the request that is current, because
 ``end`` empties it when that request finishes.  So whatever ``take`` returns belongs to
 the request it returns with it, even if a flush scheduled for one request fires during
-the next.  Writes made while no request runs (a background thread when the engine is
+the next.  ``take``, ``end`` and ``count`` add the messages about to be published to the
+request's ``iopub`` count under the buffer's lock, so once ``end`` has returned that
+count is final and the main thread can put it in the reply while the IO thread may
+still be publishing.  Writes made while no request runs (a background thread when the engine is
 idle) go to the process's real streams, i.e. the engine log.
 """
 
@@ -47,21 +50,28 @@ class Capture:
     def end(self):
         """Stop capturing; return the remaining ``[(name, text), ...]`` of the request."""
         with self._lock:
-            self._request = None
-            return self._drain()
+            request, self._request = self._request, None
+            return self._drain(request)
 
     def take(self):
         """Return ``(request, [(name, text), ...])`` buffered so far and empty the buffer."""
         with self._lock:
             self._flush_pending = False
-            return self._request, self._drain()
+            return self._request, self._drain(self._request)
 
-    def _drain(self):
+    def count(self, request, n):
+        """Add ``n`` messages published for ``request`` to its ``iopub`` count."""
+        with self._lock:
+            request.iopub += n
+
+    def _drain(self, request):
         streams = []
         for name, parts in self._buffers.items():
             if parts:
                 streams.append((name, "".join(parts)))
                 parts.clear()
+        if streams and request is not None:
+            request.iopub += len(streams)
         return streams
 
     @property

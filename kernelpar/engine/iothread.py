@@ -16,15 +16,16 @@ Life of an engine, all on the reactor:
 3. Wait (at most ``SUBSCRIPTION_WAIT``) for the first subscription to reach the XPUB,
    so output published right after registration is not lost, then send
    ``engine_ready`` on mux and on control, addressed to ``protocol.HUB_ROUTING_ID``.
-4. Serve: requests go to the kernel's queue; control requests to :mod:`.control`;
-   the main thread's replies and output arrive through ``reactor.callFromThread`` as
-   calls of the ``send_*`` methods, which count each request's iopub messages and put
-   that count in the reply metadata.
+4. Serve: the mux and task sockets are handed to the main thread, which receives
+   requests and sends replies itself (:mod:`.kernel`); control requests go to
+   :mod:`.control`; the main thread's output arrives through
+   ``reactor.callFromThread`` as calls of ``send_iopub``/``send_control_reply``.
 5. Every second, check that the launcher (``$KERNELPAR_PARENT_PID``) is alive and the
    controller still pings; else exit rather than linger as an orphan.
-6. :meth:`EngineIO.shutdown`: ``unregistration_request``, close every socket
-   (``removeReader`` before ``close``, explicit ``LINGER``), stop the heart, stop the
-   reactor; then ``ctx.term()`` and tell the main thread to stop.
+6. :meth:`EngineIO.shutdown`: ``unregistration_request``, close every socket of this
+   thread (``removeReader`` before ``close``, explicit ``LINGER``), stop the heart,
+   stop the reactor; then tell the main thread to stop (it closes the request
+   sockets) and ``ctx.term()``.
 """
 
 import logging
@@ -83,6 +84,7 @@ class EngineIO:
         self._heart = None
         self._pings = self._ping_channel = None
         self._ready_sent = False
+        self._linger = None
         self._iopub_md = {}
         self.thread = threading.Thread(target=self._run, name="kernelpar-engine-io", daemon=True)
 
@@ -92,14 +94,15 @@ class EngineIO:
     def _run(self):
         self.reactor.callWhenRunning(self._begin)
         self.reactor.run(installSignalHandlers=False)
-        self.ctx.term()
-        self.kernel.stop()
+        self.kernel.stop(self._linger)
         if self.kernel.busy:
             # user code is running: interrupt it (the SIGTERM handler raises EngineShutdown)
             signal_main_thread(signal.SIGTERM)
         watchdog = threading.Timer(FORCE_EXIT_AFTER, os._exit, (self.exit_code or 1,))
         watchdog.daemon = True
         watchdog.start()
+        # returns once the main thread has closed the request sockets
+        self.ctx.term()
 
     def _begin(self):
         self._watch_loop = LoopingCall(self._watch)
@@ -108,12 +111,16 @@ class EngineIO:
 
     # -- sockets -----------------------------------------------------------------------
 
-    def _socket(self, kind, channel, on_message, linger=0):
+    def _zmq_socket(self, kind):
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.IDENTITY, self.identity)
         # never drop: an engine's output and replies are what clients wait for
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        return sock
+
+    def _socket(self, kind, channel, on_message, linger=0):
+        sock = self._zmq_socket(kind)
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
         wrapper = ZmqSocket(self.reactor, sock, on_message, linger=linger)
@@ -122,11 +129,12 @@ class EngineIO:
         return wrapper
 
     def _request_socket(self, channel):
-        def on_message(frames):
-            self._on_request(frames, wrapper)
-
-        wrapper = self._socket(zmq.DEALER, channel, on_message, linger=REPLY_LINGER_MS)
-        return wrapper
+        """A connected DEALER for ``channel``, handed over to the main thread."""
+        sock = self._zmq_socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, REPLY_LINGER_MS)
+        sock.connect(connect_url(self.info, channel))
+        self.kernel.attach(sock)
+        return sock
 
     def _send(self, channel, msg_type, content, idents=()):
         frames, _ = self.session.serialize(msg_type, content, idents=idents)
@@ -204,13 +212,10 @@ class EngineIO:
 
     # -- incoming ----------------------------------------------------------------------
 
-    def _on_request(self, frames, channel):
+    def decode_request(self, frames, sock):
+        """A :class:`Request` from a message the main thread received, or None (dropped)."""
         msg = self.session.deserialize_or_drop(frames, "the execution channel", log)
-        if msg is None:
-            return
-        request = Request(msg, channel)
-        if not self.kernel.submit(request):
-            self.send_aborted([request])
+        return None if msg is None else Request(msg, sock)
 
     def _on_control(self, frames):
         msg = self.session.deserialize_or_drop(frames, "control", log)
@@ -236,13 +241,22 @@ class EngineIO:
             # nobody to unregister from or to flush output to: exit without lingering
             self.fail(f"no heartbeat from the controller for {silent:.1f} s: it is gone", linger=0)
 
-    # -- outgoing: called through reactor.callFromThread by the main thread -------------
+    # -- outgoing on the main thread's sockets: called by the main thread --------------
 
     def send_reply(self, request, streams, msg_type, content, buffers, started, completed):
         if self.stopping:
             return
         if streams:
-            self._send_streams(request, streams)
+            self.reactor.callFromThread(self._send_streams, request, streams)
+        frames = self._reply_frames(request, msg_type, content, buffers, started, completed)
+        request.channel.send_multipart(frames, copy=False)
+
+    def reply_aborted(self, requests):
+        completed = isoformat()
+        for request in requests:
+            self.send_reply(request, (), reply_type(request.msg_type), _ABORTED, (), None, completed)
+
+    def _reply_frames(self, request, msg_type, content, buffers, started, completed):
         metadata = {
             "started": started,
             "completed": completed,
@@ -254,7 +268,9 @@ class EngineIO:
         frames, _ = self.session.serialize(
             msg_type, content, parent=request.header, metadata=metadata, buffers=buffers, idents=request.idents
         )
-        request.channel.send_multipart(frames)
+        return frames
+
+    # -- outgoing on this thread's sockets: called through reactor.callFromThread -------
 
     def send_iopub(self, request, streams, msg_type, content):
         if self.stopping:
@@ -264,11 +280,18 @@ class EngineIO:
         self._publish(request, msg_type, content)
 
     def send_aborted(self, requests):
+        """Answer requests claimed on this thread ``aborted``, through the control channel.
+
+        Their own socket belongs to the main thread, which may be busy for a long time;
+        the client matches replies by msg_id on either channel, and the hub records a
+        reply seen on either queue.
+        """
         if self.stopping or not requests:
             return
         completed = isoformat()
         for request in requests:
-            self.send_reply(request, (), reply_type(request.msg_type), _ABORTED, (), None, completed)
+            frames = self._reply_frames(request, reply_type(request.msg_type), _ABORTED, (), None, completed)
+            self.control_channel.send_multipart(frames)
 
     def send_control_reply(self, request, msg_type, content):
         if self.stopping:
@@ -299,7 +322,6 @@ class EngineIO:
             msg_type, content, parent=request.header, metadata=self._iopub_md, idents=(request.topic,)
         )
         self.iopub.send_multipart(frames)
-        request.iopub += 1
 
     # -- exit --------------------------------------------------------------------------
 
@@ -317,6 +339,7 @@ class EngineIO:
             return
         self.stopping = True
         self.exit_code = code
+        self._linger = linger
         if reason:
             log.info("engine %s shutting down: %s", self.engine_id, reason)
         for timer in self._timers:

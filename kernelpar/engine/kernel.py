@@ -2,27 +2,36 @@
 
 Theory of operation
 -------------------
-The IO thread turns each ``apply_request``/``execute_request`` into a :class:`Request`
-and hands it to :meth:`Kernel.submit`, which files it in ``pending`` (by msg_id) and in
-a FIFO queue.  The main thread (:meth:`Kernel.run`) takes requests from that queue and
-runs them one at a time.  A request is *claimed* by popping it from ``pending`` under a
-lock, by whichever thread gets there first: the main thread to run it, or the IO
-thread to answer it ``aborted`` (``abort_request``).  So a request is answered exactly
-once, without the IO thread ever waiting for user code.
+The main thread (:meth:`Kernel.run`) owns the request sockets (mux, and task when the
+cluster has one): the IO thread connects them and hands them over with
+:meth:`Kernel.attach`, and from then on the main thread receives requests, runs them
+one at a time and sends their replies itself (:mod:`.mailbox` explains why).  Each
+request received is filed in ``pending`` (by msg_id) and in the mailbox's FIFO.  A
+request is *claimed* by popping it from ``pending`` under a lock, by whichever thread
+gets there first: the main thread to run it, or the IO thread to answer it
+``aborted`` (an ``abort_request`` on the control channel).  So a request is answered
+exactly once, without the IO thread ever waiting for user code.  Requests still unread
+in libzmq while user code runs are not in ``pending`` yet: an abort naming them is
+remembered, and they are answered ``aborted`` as soon as they are read.
 
-Everything the main thread sends goes through ``post`` (``reactor.callFromThread`` in
-the engine, a direct call in unit tests) to methods of the IO object, which run on the
-reactor, in order:
+The main thread calls these methods of the IO object directly (they send on its own
+sockets):
 
+* ``decode_request(frames, sock)`` -> :class:`Request` or None (dropped)
 * ``send_reply(request, streams, reply_type, content, buffers, started, completed)``
+* ``reply_aborted(requests)``
+
+and everything that goes out on the IO thread's sockets through ``post``
+(``reactor.callFromThread`` in the engine, a direct call in unit tests):
+
 * ``send_iopub(request, streams, msg_type, content)``
-* ``send_aborted(requests)``
 * ``send_control_reply(request, reply_type, content)``
 * ``schedule_flush()`` (stdout/stderr were written: flush them in ~50 ms)
 
-``streams`` is captured output not yet published, ``[(name, text), ...]``; it is sent
-before the message it comes with, which keeps output ordered and makes the reply's
-``iopub`` count cover it.
+The IO thread itself answers the requests it claims with ``send_aborted(requests)``.
+``streams`` is captured output not yet published, ``[(name, text), ...]``; a request's
+``iopub`` count (see :mod:`.capture`) covers it, so a client waits for it even when it
+arrives after the reply.
 
 SIGINT and SIGTERM handlers (installed by the app) consult :attr:`Kernel.busy`: they
 raise into the main thread only while user code (or its result's serialization) runs,
@@ -35,12 +44,12 @@ import sys
 import threading
 import types
 from collections import deque
-from queue import SimpleQueue
 
 from ..errors import wrap_exception
 from ..wire.serialize import serialize_object, set_user_namespace, unpack_apply, wrap_buffers
 from ..wire.session import isoformat
 from .capture import Capture
+from .mailbox import Mailbox
 
 log = logging.getLogger("kernelpar.engine")
 
@@ -67,11 +76,11 @@ class Request:
         self.msg_type = msg["msg_type"]
         self.header = msg["header"]
         self.idents = msg["idents"]
-        #: the socket wrapper the reply goes back on (mux, task or control)
+        #: the socket the reply goes back on (mux or task: the main thread's; control: the IO thread's)
         self.channel = channel
         #: iopub topic: the requesting client's session id
         self.topic = str(self.header.get("session", "")).encode()
-        #: iopub messages published for this request so far (IO thread only)
+        #: iopub messages published for this request so far (see :class:`.capture.Capture`)
         self.iopub = 0
 
     def __repr__(self):
@@ -106,7 +115,9 @@ class Kernel:
         sys.modules["__main__"] = self.user_module
         set_user_namespace(self.user_ns)
         self.capture = Capture(lambda: self._post(self.io.schedule_flush))
-        self._queue = SimpleQueue()
+        self._mailbox = Mailbox(self._receive)
+        #: LINGER (ms) for the request sockets when the loop ends (None: their own)
+        self.linger = None
         self._lock = threading.Lock()
         self._pending = {}
         self._early_aborts = {}
@@ -123,15 +134,24 @@ class Kernel:
         self._apply_info = {**info, "method": "apply"}
         self.execute_info = {**info, "method": "execute"}
 
-    # -- called by the IO thread -------------------------------------------------------
+    # -- called by other threads ------------------------------------------------------
+
+    def attach(self, sock):
+        """Hand a connected request socket (mux or task) over to the main thread."""
+        self._mailbox.put(sock)
 
     def submit(self, request):
-        """Queue ``request``; returns False if an earlier abort_request named it."""
+        """Queue ``request`` as if received; returns False if an earlier abort_request named it."""
+        if not self._file(request):
+            return False
+        self._mailbox.put(request)
+        return True
+
+    def _file(self, request):
         with self._lock:
             if self._early_aborts and self._early_aborts.pop(request.msg_id, False):
                 return False
             self._pending[request.msg_id] = request
-        self._queue.put(request)
         return True
 
     def abort(self, msg_ids=None):
@@ -159,18 +179,38 @@ class Kernel:
     def request_clear(self, request):
         """Reset the namespace in the main thread, before any queued request runs."""
         self._controls.append(request)
-        self._queue.put(_WAKE)
+        self._mailbox.put(_WAKE)
 
-    def stop(self):
-        """Make :meth:`run` return once the current request (if any) is done."""
+    def stop(self, linger=None):
+        """Make :meth:`run` return once the current request (if any) is done.
+
+        ``linger`` (ms) overrides the request sockets' own when they close.
+        """
+        self.linger = linger
         self.stopping = True
-        self._queue.put(_STOP)
+        self._mailbox.put(_STOP)
 
     # -- main thread -------------------------------------------------------------------
 
     def run(self):
         """Serve requests until :meth:`stop` or :class:`EngineShutdown`."""
-        get = self._queue.get
+        try:
+            self._serve()
+        finally:
+            self._mailbox.close(self.linger)
+
+    def _receive(self, frames, sock):
+        """A message read from a request socket: the mailbox's next item, or None."""
+        request = self.io.decode_request(frames, sock)
+        if request is None:
+            return None
+        if not self._file(request):
+            self.io.reply_aborted([request])
+            return None
+        return request
+
+    def _serve(self):
+        get = self._mailbox.get
         while True:
             try:
                 request = get()
@@ -210,8 +250,7 @@ class Kernel:
         completed = isoformat()
         self.current = None
         streams = self.capture.end()
-        msg_type = reply_type(request.msg_type)
-        self._post(self.io.send_reply, request, streams, msg_type, content, buffers, started, completed)
+        self.io.send_reply(request, streams, reply_type(request.msg_type), content, buffers, started, completed)
 
     def do_apply(self, request):
         started = self._begin(request)
@@ -253,10 +292,13 @@ class Kernel:
             self.busy = False
         # stop on error: claim what is queued *before* the reply goes out, or a request
         # the client sends after seeing the error could be aborted too
-        aborted = self.abort(None) if reply["status"] == "error" and content.get("stop_on_error", True) else None
+        aborted = None
+        if reply["status"] == "error" and content.get("stop_on_error", True):
+            self._mailbox.receive()
+            aborted = self.abort(None)
         self._finish(request, reply, (), started)
         if aborted:
-            self._post(self.io.send_aborted, aborted)
+            self.io.reply_aborted(aborted)
 
     @property
     def shell(self):
@@ -271,6 +313,7 @@ class Kernel:
         if request is None:
             return  # e.g. display() from a background thread while idle: nobody asked
         owner, streams = self.capture.take()
+        self.capture.count(request, 1)
         self._post(self.io.send_iopub, request, streams if owner is request else [], msg_type, content)
 
     def _run_controls(self):

@@ -74,7 +74,8 @@ Execution (client -> engine on mux):
   answered ``aborted`` (stop on error).
 
 Control (client -> engine on control, handled at once by the engine's IO thread):
-``abort_request {msg_ids: [...] | null}`` (null: everything queued),
+``abort_request {msg_ids: [...] | null}`` (null: everything queued; queued requests
+are answered ``aborted`` at once, on the control channel),
 ``clear_request {}``, ``shutdown_request {}``, ``signal_request {sig: int | "SIGINT"}``;
 each answered with ``<type>_reply {status}``.
 

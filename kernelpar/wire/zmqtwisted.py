@@ -39,6 +39,18 @@ _POLLOUT = int(zmq.POLLOUT)
 _NOBLOCK = int(zmq.NOBLOCK)
 
 
+def recv_frames(sock):
+    """Receive one whole message from ``sock`` (which must have one waiting) as zmq Frames."""
+    # Frame.more instead of pyzmq's getsockopt(RCVMORE) loop, which builds enum objects
+    # for every frame of every message
+    frame = sock.recv(_NOBLOCK, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame)
+    return frames
+
+
 @implementer(IReadDescriptor)
 class ZmqSocket:
     """Own ``sock`` on ``reactor``: call ``on_message(frames)`` for each received message."""
@@ -121,23 +133,12 @@ class ZmqSocket:
             if handled >= self.max_batch:
                 self._schedule_drain()
                 return
-            frames = self._recv_multipart()
+            frames = recv_frames(self.sock)
             handled += 1
             try:
                 self.on_message(frames)
             except Exception:
                 log.err(None, "error handling a zmq message (dropped)")
-
-    def _recv_multipart(self):
-        # Frame.more instead of pyzmq's getsockopt(RCVMORE) loop, which builds enum
-        # objects for every frame of every message
-        sock = self.sock
-        frame = sock.recv(_NOBLOCK, copy=False)
-        frames = [frame]
-        while frame.more:
-            frame = sock.recv(_NOBLOCK, copy=False)
-            frames.append(frame)
-        return frames
 
     def _flush(self):
         while self._outbox:
