@@ -14,12 +14,16 @@ from .client import (  # noqa: F401
     AsyncMapResult,
     AsyncResult,
     Client,
+    Dependency,
     DirectView,
     ExecuteReply,
     ParallelFunction,
     RemoteFunction,
+    depend,
+    dependent,
     parallel,
     remote,
+    require,
 )
 from .cluster import Cluster  # noqa: F401
 from .errors import *  # noqa: F401,F403

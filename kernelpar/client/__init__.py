@@ -17,6 +17,7 @@ Modules, one job each:
 
 from .asyncresult import AsyncMapResult, AsyncResult
 from .client import Client
+from .dependency import Dependency, depend, dependent, require
 from .executereply import ExecuteReply
 from .futures import MessageFuture, Metadata
 from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
@@ -25,4 +26,5 @@ from .view import DirectView
 __all__ = [
     "AsyncMapResult", "AsyncResult", "Client", "DirectView", "ExecuteReply", "MessageFuture", "Metadata",
     "ParallelFunction", "RemoteFunction", "parallel", "remote",
+    "Dependency", "depend", "dependent", "require",
 ]
