@@ -11,12 +11,14 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION  
 from . import error  # noqa: F401
 from ._version import __version__, version_info  # noqa: F401
 from .client import (  # noqa: F401
+    AsyncHubResult,
     AsyncMapResult,
     AsyncResult,
     Client,
     Dependency,
     DirectView,
     ExecuteReply,
+    LoadBalancedView,
     ParallelFunction,
     RemoteFunction,
     depend,

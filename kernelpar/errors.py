@@ -206,15 +206,26 @@ def wrap_exception(engine_info=None, exc=None):
     }
 
 
+#: errors a scheduler or an engine raises about a task itself (not user code); a reply
+#: naming one becomes a RemoteError that is *also* that class, so both
+#: ``except RemoteError`` (ipyparallel's tests check ``ename``) and ``except EngineError`` work
+_REMOTE_VARIANTS = {}
+for _base in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, DependencyTimeout,
+              InvalidDependency):
+    # module-level names, so that these exceptions pickle
+    _REMOTE_VARIANTS[_base.__name__] = globals()[f"Remote{_base.__name__}"] = type(
+        f"Remote{_base.__name__}", (RemoteError, _base), {"__module__": __name__})
+del _base
+
+
 def unwrap_exception(content):
     """The exception an error-reply content describes: a ``RemoteError`` (or subclass)."""
-    err = RemoteError(
+    return _REMOTE_VARIANTS.get(content.get("ename"), RemoteError)(
         content.get("ename", "Error"),
         content.get("evalue", ""),
         content.get("traceback", ""),
         content.get("engine_info"),
     )
-    return err
 
 
 def collect_exceptions(rdict_or_list, method="unspecified"):

@@ -17,7 +17,7 @@ class Outbox:
     def __init__(self):
         self.replies, self.notes, self.controls, self.pings, self.stopped = [], [], [], [], False
 
-    def reply(self, idents, msg_type, content, parent):
+    def reply(self, idents, msg_type, content, parent, buffers=()):
         self.replies.append((idents, msg_type, content))
 
     def notify(self, msg_type, content):

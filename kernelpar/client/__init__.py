@@ -8,7 +8,10 @@ Modules, one job each:
 * :mod:`.dispatch`: replies, output and notifications -> resolved futures;
 * :mod:`.futures`: one request's future and metadata;
 * :mod:`.asyncresult`: ``AsyncResult``, ``AsyncMapResult``;
-* :mod:`.view`: ``DirectView``; :mod:`.remotefunction`: ``@remote``/``@parallel``;
+* :mod:`.view`: ``View`` and ``DirectView``; :mod:`.lbview`: ``LoadBalancedView``;
+* :mod:`.executor`: ``view.executor``; :mod:`.remotefunction`: ``@remote``/``@parallel``;
+* :mod:`.dependency`: ``require``/``depend``/``Dependency``;
+* :mod:`.hubqueries`: task records on the hub (``db_query``, ``get_result``...), ``AsyncHubResult``;
 * :mod:`.partition`: scatter/gather/map splitting (pure);
 * :mod:`.enginefuncs`: the helpers views run on engines; :mod:`.imports`: ``sync_imports``;
 * :mod:`.executereply`: ``ExecuteReply``; :mod:`.display`: re-showing output;
@@ -19,6 +22,8 @@ from .asyncresult import AsyncMapResult, AsyncResult
 from .client import Client
 from .dependency import Dependency, depend, dependent, require
 from .executereply import ExecuteReply
+from .hubqueries import AsyncHubResult
+from .lbview import LoadBalancedView
 from .futures import MessageFuture, Metadata
 from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
 from .view import DirectView
@@ -26,5 +31,5 @@ from .view import DirectView
 __all__ = [
     "AsyncMapResult", "AsyncResult", "Client", "DirectView", "ExecuteReply", "MessageFuture", "Metadata",
     "ParallelFunction", "RemoteFunction", "parallel", "remote",
-    "Dependency", "depend", "dependent", "require",
+    "Dependency", "depend", "dependent", "require", "AsyncHubResult", "LoadBalancedView",
 ]

@@ -16,7 +16,8 @@ stays flat.  Output (``stdout``, ``outputs``, ...) lives in each task's ``Metada
 
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, as_completed
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from datetime import datetime
 
 from .. import errors
@@ -128,7 +129,7 @@ class AsyncResult(Future):
             raise RuntimeError("cannot wait for a result inside a done-callback (it runs in the client's IO thread)")
         try:
             self.exception(_none_if_negative(timeout))
-        except TimeoutError:
+        except (TimeoutError, FutureTimeoutError):  # distinct classes before Python 3.11
             return False
         return True
 
@@ -327,14 +328,15 @@ class AsyncMapResult(AsyncResult):
     ``dist`` is how the input was split (:mod:`.partition`) and how the per-share results
     are joined; ``length`` the number of input elements.  With ``elementwise`` each share's
     result is the list of its elements' results, and iterating yields elements as their
-    shares arrive, in order.
+    shares arrive, in order (or in completion order with ``ordered=False``).
     """
 
     def __init__(self, client, children, fname="unknown", dist="b", length=None, elementwise=True, owner=True,
-                 return_exceptions=False):
+                 return_exceptions=False, ordered=True):
         self._dist = dist
         self._length = length
         self._elementwise = elementwise
+        self.ordered = ordered
         AsyncResult.__init__(self, client, list(children), fname=fname, owner=owner,
                              return_exceptions=return_exceptions)
 
@@ -357,5 +359,6 @@ class AsyncMapResult(AsyncResult):
         if not self._elementwise or self._dist != "b":
             yield from self.get()
             return
-        for child in self._children:
+        children = self._children if self.ordered else as_completed(self._children)
+        for child in children:
             yield from _child_result(child)

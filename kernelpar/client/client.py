@@ -15,6 +15,7 @@ sockets.  Task msg_ids are ``<session>_<n>`` from one counter, which is what let
 import concurrent.futures
 import itertools
 import numbers
+import os
 import threading
 import warnings
 import weakref
@@ -22,7 +23,7 @@ import weakref
 import zmq
 
 from .. import errors
-from ..wire import connection
+from ..wire import connection, shm
 from ..wire.serialize import pack_apply
 from ..wire.session import Session, parse_date
 from . import connect
@@ -30,13 +31,15 @@ from .asyncresult import AsyncResult
 from .dispatch import Dispatcher
 from .futures import Metadata, MessageFuture
 from .history import IdHistory
+from .hubqueries import HubQueries
 from .ioloop import IOLoop
+from .lbview import LoadBalancedView
 from .view import DirectView
 
 _UNSUPPORTED = ("sshserver", "sshkey", "password", "paramiko")
 
 
-class Client:
+class Client(HubQueries):
     """A connection to a kernelpar (ipyparallel-compatible) controller."""
 
     block = False
@@ -57,6 +60,7 @@ class Client:
         info, self.profile_dir = connect.resolve(
             connection_info, url_file, url_or_file, profile, profile_dir, ipython_dir, cluster_id, timeout)
         self.connection_info = info
+        self._task_scheme = info.get("task_scheme") or "leastload"
         self.session = Session(info["key"])
         self._task_prefix = f"{self.session.session}_"
         self._task_counter = itertools.count()
@@ -66,9 +70,14 @@ class Client:
         self.results = {}
         self.metadata = {}
         self._dispatcher = Dispatcher(self.session, self.outstanding, self.results)
+        self._dispatcher.task_scheme = self._task_scheme
         self._loop = self._start_io(info, context or zmq.Context.instance())
         self._closed = False
-        self._finalizer = weakref.finalize(self, self._loop.stop)
+        if shm.available():
+            # engines on this machine hand large results over through /dev/shm
+            shm.sweep()
+            shm.create_marker("client", self.session.session)
+        self._finalizer = weakref.finalize(self, _stop, self._loop, self.session.session)
         try:
             self._connect(timeout)
         except BaseException:
@@ -87,8 +96,10 @@ class Client:
             ("notification", zmq.SUB, connection.connect_url(info, "notification"),
              {zmq.RCVHWM: 0, zmq.SUBSCRIBE: b""}),
         ]
+        if info.get("task") is not None:
+            channels.append(("task", zmq.DEALER, connection.connect_url(info, "task"), dealer))
         d = self._dispatcher
-        handlers = {"iopub": d.on_iopub, "mux": d.on_reply, "control": d.on_reply,
+        handlers = {"iopub": d.on_iopub, "mux": d.on_reply, "task": d.on_reply, "control": d.on_reply,
                     "registration": d.on_registration, "notification": d.on_notification}
         loop = IOLoop(context, channels, handlers, on_stop=d.on_stop)
         d.loop = loop
@@ -129,8 +140,8 @@ class Client:
         self._loop.submit(call)
         return done.result()
 
-    def _hub_request(self, msg_type, content, timeout=None):
-        """Ask the hub; return the reply content (errors raised)."""
+    def _hub_request(self, msg_type, content, timeout=None, with_buffers=False):
+        """Ask the hub; return the reply content, or ``(content, buffers)`` (errors raised)."""
         self._check_open()
         fut = self._dispatcher.hub_future(msg_type, content)
         self._dispatcher.register(fut)
@@ -140,7 +151,7 @@ class Client:
             if reply.get("ename"):
                 raise errors.unwrap_exception(reply)
             raise errors.KernelError(f"hub {msg_type} failed: {reply.get('reason', reply)}")
-        return reply
+        return (reply, list(fut.buffers)) if with_buffers else reply
 
     def _send(self, futures):
         if not futures:
@@ -161,8 +172,13 @@ class Client:
 
     # -- building requests (caller's thread) ------------------------------------------
 
-    def _task_future(self, kind, msg_type, eid, uuid, content, buffers, track, label, view_history):
-        """A task's future, signed and ready; nothing is registered until ``_send``."""
+    def _task_future(self, kind, msg_type, eid, uuid, content, buffers, track, label, view_history,
+                     scheduling=None):
+        """A task's future, signed and ready; nothing is registered until ``_send``.
+
+        ``uuid`` None means load-balanced: the task goes to the scheduler on the task
+        channel, with the ``scheduling`` flags in its metadata.
+        """
         with self._submit_lock:
             n = next(self._task_counter)
             self.history.append_number(n)
@@ -171,14 +187,40 @@ class Client:
         msg_id = f"{self._task_prefix}{n}"
         header = self.session.header(msg_type, msg_id)
         md = Metadata(msg_id=msg_id, submitted=parse_date(header["date"]), engine_id=eid, engine_uuid=uuid, label=label)
-        frames, _ = self.session.serialize(msg_type, content, metadata={"label": label} if label else None,
-                                           buffers=buffers, idents=(uuid.encode("ascii"),), header=header)
-        return MessageFuture(msg_id, kind, msg_type, "mux", frames, eid, uuid, md, track)
+        metadata = dict(scheduling) if scheduling else {}
+        if label:
+            metadata["label"] = label
+        idents = () if uuid is None else (uuid.encode("ascii"),)
+        frames, _ = self.session.serialize(msg_type, content, metadata=metadata, buffers=buffers, idents=idents,
+                                           header=header)
+        return MessageFuture(msg_id, kind, msg_type, "mux" if uuid is not None else "task", frames, eid, uuid, md,
+                             track)
+
+    def _lb_future(self, f, args, kwargs, scheduling, track=False, label=None, view_history=None):
+        """A load-balanced apply's future (see :mod:`.lbview`)."""
+        if self.connection_info.get("task") is None:
+            raise RuntimeError("this controller's connection info has no task channel: load balancing is unavailable")
+        if self._task_scheme == "pure" and self._dispatcher.lost_engine:
+            raise RuntimeError("Task farming is disabled: an engine unregistered, and the controller's 'pure' "
+                               "scheme cannot tell which tasks it held")
+        # any engine may get it (a retry may move it): share only if every engine can map it
+        peers = [("engine", uuid) for uuid in self._dispatcher.engines.values()]
+        buffers, shared, handle = shm.export_for(pack_apply(f, args, kwargs), peers, unlinker_pid=os.getpid())
+        if shared:
+            scheduling = dict(scheduling, **{shm.METADATA_KEY: shared})
+        fut = self._task_future("apply", "apply_request", None, None, None, buffers, track, label, view_history,
+                                scheduling)
+        _release_when_done(handle, [fut])
+        return fut
 
     def _apply_futures(self, pairs, f, args, kwargs, track=False, label=None, view_history=None):
-        buffers = pack_apply(f, args, kwargs)
-        return [self._task_future("apply", "apply_request", eid, uuid, None, buffers, track, label, view_history)
-                for eid, uuid in pairs]
+        buffers, shared, handle = shm.export_for(pack_apply(f, args, kwargs), [("engine", uuid) for _, uuid in pairs])
+        extra = {shm.METADATA_KEY: shared} if shared else None
+        futures = [self._task_future("apply", "apply_request", eid, uuid, None, buffers, track, label, view_history,
+                                     extra)
+                   for eid, uuid in pairs]
+        _release_when_done(handle, futures)
+        return futures
 
     def _execute_futures(self, pairs, code, silent=True, label=None, view_history=None):
         content = {"code": code, "silent": bool(silent), "store_history": not silent,
@@ -267,7 +309,12 @@ class Client:
         return DirectView(self, targets, **kwargs)
 
     def load_balanced_view(self, targets=None, **kwargs):
-        raise NotImplementedError("load-balanced views are not implemented in kernelpar yet; use a DirectView")
+        """A LoadBalancedView: the controller's scheduler places each task (``targets`` restricts it)."""
+        return LoadBalancedView(self, targets, **kwargs)
+
+    def executor(self, targets=None):
+        """A PEP 3148 executor over a load-balanced view (``targets`` restricts it)."""
+        return self.load_balanced_view(targets).executor
 
     def wait_for_engines(self, n=None, *, timeout=-1, block=True, interactive=None, widget=None):
         """Wait until at least ``n`` engines are registered (``TimeoutError`` after ``timeout`` s)."""
@@ -326,6 +373,14 @@ class Client:
                     msg_ids.extend(job.msg_ids)
                 else:
                     raise TypeError(f"Expected msg_id (str) or AsyncResult, got {job!r}")
+            # load-balanced tasks may still wait in the scheduler, which knows where the others are
+            futures = self._dispatcher.futures
+            balanced = [m for m in msg_ids if getattr(futures.get(m), "channel", None) == "task"]
+            if balanced:
+                self._hub_request("task_abort_request", {"msg_ids": balanced})
+                msg_ids = [m for m in msg_ids if m not in set(balanced)]
+                if not msg_ids:
+                    return None
         return self._control("abort_request", {"msg_ids": msg_ids}, targets, block)
 
     def send_signal(self, sig, targets=None, block=None):
@@ -398,6 +453,29 @@ class Client:
     def __repr__(self):
         state = "closed" if self._closed else f"{len(self)} engines"
         return f"<kernelpar.Client: {state}>"
+
+
+def _stop(loop, session_id):
+    loop.stop()
+    shm.remove_marker("client", session_id)
+
+
+def _release_when_done(handle, futures):
+    """Unlink a message's shared-memory files once every engine it went to has answered."""
+    if not handle:
+        return
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_):
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            handle.release()
+
+    for fut in futures:
+        fut.add_done_callback(one_done)
 
 
 def _send_all(send, futures):

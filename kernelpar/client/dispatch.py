@@ -27,6 +27,7 @@ import zmq
 
 from .. import errors
 from ..wire.connection import versions
+from ..wire import shm
 from ..wire.serialize import deserialize_object
 from ..wire.session import utcnow
 from .executereply import ExecuteReply
@@ -50,6 +51,9 @@ class Dispatcher:
         self.futures = {}
         self.engines = {}  # id -> uuid; replaced on change (copy-on-write)
         self.dead = set()  # uuids of engines that unregistered: never re-added
+        #: the controller's task scheme ('pure' cannot say which tasks a dead engine held)
+        self.task_scheme = "leastload"
+        self.lost_engine = False
         self._learned = {}  # uuid -> resync epoch at which we learned of it
         self._epoch = 0
         self._resync_pending = False
@@ -70,7 +74,7 @@ class Dispatcher:
             if hub_timeout is not None and hub_timeout >= 0:
                 self.loop.call_later(hub_timeout, self._hub_timeout, fut)
         else:
-            problem = self._unreachable(fut)
+            problem = self._unreachable(fut) if fut.engine_uuid is not None else self._hub_gone(fut)
             if problem is not None:
                 self.finish(fut, False, problem)
                 return
@@ -83,9 +87,15 @@ class Dispatcher:
             fut.frames = None
         fut.sent = True
 
-    def _unreachable(self, fut):
+    def _hub_gone(self, fut):
         if self.hub_stopped:
             return self._engine_error(fut, f"The controller has shut down; task {fut.msg_id} was not sent")
+        return None
+
+    def _unreachable(self, fut):
+        problem = self._hub_gone(fut)
+        if problem is not None:
+            return problem
         if fut.engine_uuid in self.dead or fut.engine_id not in self.engines:
             return self._engine_error(fut, f"Engine {fut.engine_id} died before task {fut.msg_id} could run")
         return None
@@ -127,6 +137,7 @@ class Dispatcher:
             return
         fut = self.futures.get(msg.parent_header.get("msg_id"))
         if fut is not None:
+            fut.buffers = msg.buffers
             self.finish(fut, True, msg.content)
 
     def on_reply(self, frames):
@@ -144,12 +155,20 @@ class Dispatcher:
             ok = status == "ok"
             self.finish(fut, ok, content if ok else self._remote_error(fut, content))
             return
+        if fut.engine_uuid is None:
+            # load-balanced: the reply tells where it ran (None if the scheduler answered)
+            fut.engine_uuid = msg.metadata.get("engine_uuid")
+            fut.engine_id = msg.metadata.get("engine_id")
         apply_reply_metadata(fut.metadata, msg.metadata, utcnow())
         if status == "ok":
             ok = True
             if fut.kind == "apply":
                 try:
-                    value = deserialize_object(msg.buffers)
+                    buffers = msg.buffers
+                    shared = msg.metadata.get(shm.METADATA_KEY)
+                    if shared:
+                        buffers = shm.attach_received(buffers, shared)
+                    value = deserialize_object(buffers)
                 except Exception as e:
                     ok, value = False, e
             else:
@@ -221,6 +240,7 @@ class Dispatcher:
         if uuid in self.dead:
             return
         self.dead.add(uuid)
+        self.lost_engine = True
         self._learned.pop(uuid, None)
         if self.engines.get(eid) == uuid:
             engines = dict(self.engines)
@@ -233,7 +253,14 @@ class Dispatcher:
             self._end_waiter(waiter, errors.EngineError(message))
 
     def _fail_engine_requests(self, eid, uuid):
-        for fut in [f for f in list(self.futures.values()) if f.engine_uuid == uuid]:
+        pure = self.task_scheme == "pure"
+        for fut in [f for f in list(self.futures.values())
+                    if f.engine_uuid == uuid or (pure and f.channel == "task" and f.engine_uuid is None)]:
+            if fut.engine_uuid is None:
+                self.finish(fut, False, self._engine_error(
+                    fut, f"Engine {eid} died; the 'pure' task scheme cannot tell which tasks it held, so task "
+                         f"{fut.msg_id} may be lost and is failed rather than left waiting"))
+                continue
             if fut.msg_type == "shutdown_request":
                 self.finish(fut, True, {"status": "ok"})  # it did what we asked
             else:

@@ -72,7 +72,9 @@ class MessageFuture(Future):
         self.track = track
         self.tracker = None  # zmq.MessageTracker when sent with track=True
         self.sent = False
-        self.parent = None
+        self.parents = []
+        #: the reply's buffer frames (hub replies that carry records)
+        self.buffers = ()
         # output accounting (IO thread only)
         self.expected_iopub = None
         self.iopub_seen = 0
@@ -88,8 +90,8 @@ class MessageFuture(Future):
         else:
             self.set_exception(value)
         with _LINK_LOCK:
-            parent, self.parent = self.parent, None
-        if parent is not None:
+            parents, self.parents = self.parents, []
+        for parent in parents:
             parent._child_done(self)
 
     def cancel(self):
@@ -97,11 +99,12 @@ class MessageFuture(Future):
         return False
 
     def link(self, parent):
-        """Attach ``parent``; return False if this future already resolved (no callback will come)."""
+        """Attach ``parent`` (one of possibly several AsyncResults over this message);
+        return False if this future already resolved (no callback will come)."""
         with _LINK_LOCK:
             if self.done():
                 return False
-            self.parent = parent
+            self.parents.append(parent)
             return True
 
     def __repr__(self):

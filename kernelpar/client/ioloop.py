@@ -14,8 +14,8 @@ after every poll; the poll timeout is the time to the next one.
 
 Receiving: the routing ids and the five framing frames are small and received as bytes
 (cheaper than ``zmq.Frame`` objects); the buffers that follow are received with
-``copy=False`` so a large array is a view on zmq's memory.  Sending uses ``copy=False``
-(pyzmq copies frames below its copy threshold itself), so big buffers are not copied.
+``copy=False`` so a large array is a view on zmq's memory.  Sending is
+:func:`~kernelpar.wire.frames.send_frames`: big buffers are not copied.
 """
 
 import heapq
@@ -27,18 +27,16 @@ from collections import deque
 
 import zmq
 
+from ..wire.frames import send_frames
 from ..wire.session import DELIM
 
 log = logging.getLogger("kernelpar.client")
 
 #: messages handled from one socket before the others get a turn
 MAX_BATCH = 512
-#: frames at least this big are sent without a copy
-COPY_THRESHOLD = 64 * 1024
 
 # Plain ints: pyzmq's enum constants cost an ``enum`` call per ``|``/``&`` on the hot path.
 _NOBLOCK = int(zmq.NOBLOCK)
-_SNDMORE_NOBLOCK = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -150,19 +148,10 @@ class IOLoop:
     def send(self, channel, frames, track=False):
         """Send a multipart message on ``channel``; return its MessageTracker if ``track``.
 
-        Small frames are copied (cheaper than a ``zmq.Frame`` each); big ones go zero-copy,
-        so zmq keeps a reference to the caller's memory until it is sent.
+        Big frames go zero-copy (:mod:`~kernelpar.wire.frames`), so zmq keeps a
+        reference to the caller's memory until it is sent.
         """
-        sock = self._sockets[channel]
-        last = len(frames) - 1
-        tracker = None
-        for i, frame in enumerate(frames):
-            flags = _SNDMORE_NOBLOCK if i < last else _NOBLOCK
-            if track or _nbytes(frame) >= COPY_THRESHOLD:
-                tracker = sock.send(frame, flags, copy=False, track=track)
-            else:
-                sock.send(frame, flags)
-        return tracker
+        return send_frames(self._sockets[channel], frames, track=track)
 
     def _request_stop(self):
         self._stopping = True
@@ -275,10 +264,6 @@ class IOLoop:
                 log.exception("error handling a message in the kernelpar client")
             if not sock.getsockopt(_EVENTS) & _POLLIN:
                 return
-
-
-def _nbytes(frame):
-    return frame.nbytes if isinstance(frame, memoryview) else len(frame)
 
 
 def _recv(sock, zero_copy):

@@ -1,4 +1,5 @@
-"""``DirectView``: explicit addressing of engines (``rc[0]``, ``rc[:]``, ``rc.direct_view()``).
+"""``View``, the base of every view, and ``DirectView``: explicit addressing of engines
+(``rc[0]``, ``rc[:]``, ``rc.direct_view()``).
 
 One message per target engine, sent on the mux channel; each engine runs its messages
 in order.  Flags (``block``, ``targets``, ``track``, ``label``) are plain attributes,
@@ -18,16 +19,21 @@ from ..wire import serialize
 from ..wire.serialize import Reference
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult
+from .executor import ViewExecutor
 from .enginefuncs import USER_NAMESPACE, identity, map_chunk, update_namespace
 from .history import IdHistory
 from .imports import sync_imports
 from .remotefunction import ParallelFunction, RemoteFunction, getname
 
-FLAGS = ("block", "targets", "track", "label")
+class View:
+    """What every view has: flags, bookkeeping, ``apply``, decorators, control wrappers.
 
+    Subclasses name their flags in ``flags`` and implement ``_really_apply``.
+    """
 
-class DirectView:
-    def __init__(self, client, targets="all", block=None, track=False, label=None):
+    flags = ("block", "targets", "track", "label")
+
+    def __init__(self, client, targets, block=None, track=False, label=None):
         self.client = client
         self.targets = targets
         self.block = client.block if block is None else block
@@ -38,10 +44,10 @@ class DirectView:
     # -- flags ---------------------------------------------------------------------
 
     def set_flags(self, **kwargs):
-        """Set view flags (``block``, ``targets``, ``track``, ``label``); returns the view."""
+        """Set view flags (see ``flags``); returns the view."""
         for name in kwargs:
-            if name not in FLAGS:
-                raise KeyError(f"Invalid name: {name!r} (view flags are {', '.join(FLAGS)})")
+            if name not in self.flags:
+                raise KeyError(f"Invalid name: {name!r} (view flags are {', '.join(self.flags)})")
         for name, value in kwargs.items():
             setattr(self, name, value)
         return self
@@ -49,7 +55,7 @@ class DirectView:
     @contextmanager
     def temp_flags(self, **kwargs):
         """``with view.temp_flags(block=True): ...`` restores the flags afterwards."""
-        saved = {name: getattr(self, name) for name in kwargs if name in FLAGS}
+        saved = {name: getattr(self, name) for name in kwargs if name in self.flags}
         self.set_flags(**kwargs)
         try:
             yield self
@@ -100,13 +106,6 @@ class DirectView:
         except KeyboardInterrupt:
             return ar
 
-    def _really_apply(self, f, args=(), kwargs=None, targets=None, block=None, track=None, fname=None):
-        block = self.block if block is None else block
-        track = self.track if track is None else track
-        pairs, single = self.client._resolve_targets(self.targets if targets is None else targets)
-        futures = self.client._apply_futures(pairs, f, args, kwargs or {}, track, self.label, self.history)
-        return self._send(futures, single, fname or getname(f), block)
-
     # -- apply -----------------------------------------------------------------------------
 
     def apply(self, f, /, *args, **kwargs):
@@ -118,6 +117,74 @@ class DirectView:
 
     def apply_async(self, f, /, *args, **kwargs):
         return self._really_apply(f, args, kwargs, block=False)
+
+    def map_sync(self, f, *sequences, **kwargs):
+        if "block" in kwargs:
+            raise TypeError("map_sync doesn't take a `block` keyword argument.")
+        return self.map(f, *sequences, block=True, **kwargs)
+
+    def map_async(self, f, *sequences, **kwargs):
+        if "block" in kwargs:
+            raise TypeError("map_async doesn't take a `block` keyword argument.")
+        return self.map(f, *sequences, block=False, **kwargs)
+
+    # -- decorators and executor ----------------------------------------------------------
+
+    def remote(self, block=None, **flags):
+        """Decorator: calling the function runs it with ``self.apply``."""
+
+        def decorate(f):
+            return RemoteFunction(self, f, block=block, **flags)
+
+        return decorate
+
+    def parallel(self, dist="b", block=None, **flags):
+        """Decorator: calling the function splits its sequence arguments over the targets."""
+
+        def decorate(f):
+            return ParallelFunction(self, f, dist=dist, block=block, **flags)
+
+        return decorate
+
+    @property
+    def executor(self):
+        """A ``concurrent.futures.Executor`` submitting to this view (PEP 3148)."""
+        return ViewExecutor(self)
+
+    # -- control (thin wrappers around the client) -------------------------------------------
+
+    def abort(self, jobs=None, targets=None, block=None):
+        jobs = sorted(self.outstanding) if jobs is None else jobs
+        return self.client.abort(jobs, targets=self.targets if targets is None else targets, block=block)
+
+    def queue_status(self, targets=None, verbose=False):
+        return self.client.queue_status(targets=self.targets if targets is None else targets, verbose=verbose)
+
+    def wait(self, jobs=None, timeout=-1):
+        return self.client.wait(sorted(self.outstanding) if jobs is None else jobs, timeout=timeout)
+
+    def get_result(self, indices_or_msg_ids=None, block=None, owner=False):
+        """Results of earlier tasks of this view (by index into ``history`` or msg_id)."""
+        if indices_or_msg_ids is None:
+            indices_or_msg_ids = -1
+        if not isinstance(indices_or_msg_ids, (list, tuple)):
+            indices_or_msg_ids = [indices_or_msg_ids]
+        ids = [self.history[i] if isinstance(i, int) else i for i in indices_or_msg_ids]
+        return self.client.get_result(ids, block=block, owner=owner)
+
+
+class DirectView(View):
+    """Explicit addressing: ``rc[0]``, ``rc[:]``, ``rc.direct_view(targets)``."""
+
+    def __init__(self, client, targets="all", block=None, track=False, label=None):
+        View.__init__(self, client, targets, block, track, label)
+
+    def _really_apply(self, f, args=(), kwargs=None, targets=None, block=None, track=None, fname=None):
+        block = self.block if block is None else block
+        track = self.track if track is None else track
+        pairs, single = self.client._resolve_targets(self.targets if targets is None else targets)
+        futures = self.client._apply_futures(pairs, f, args, kwargs or {}, track, self.label, self.history)
+        return self._send(futures, single, fname or getname(f), block)
 
     # -- map -----------------------------------------------------------------------------------
 
@@ -147,16 +214,6 @@ class DirectView:
         """Builtin-``map`` semantics, split in contiguous chunks over the targets."""
         block = self.block if block is None else block
         return self._finish(self._map_async(f, sequences, "b", True, return_exceptions, track, label), block)
-
-    def map_sync(self, f, *sequences, **kwargs):
-        if "block" in kwargs:
-            raise TypeError("map_sync doesn't take a `block` keyword argument.")
-        return self.map(f, *sequences, block=True, **kwargs)
-
-    def map_async(self, f, *sequences, **kwargs):
-        if "block" in kwargs:
-            raise TypeError("map_async doesn't take a `block` keyword argument.")
-        return self.map(f, *sequences, block=False, **kwargs)
 
     def imap(self, f, *sequences, **kwargs):
         """Iterate over the results of ``map_async`` in order, as they arrive."""
@@ -235,23 +292,7 @@ class DirectView:
                                                   self.history)
         return self._send(futures, False, "gather", block, kind=AsyncMapResult, dist=dist, elementwise=False)
 
-    # -- decorators, imports, serializers ---------------------------------------------------
-
-    def remote(self, block=None, **flags):
-        """Decorator: calling the function runs it with ``self.apply``."""
-
-        def decorate(f):
-            return RemoteFunction(self, f, block=block, **flags)
-
-        return decorate
-
-    def parallel(self, dist="b", block=None, **flags):
-        """Decorator: calling the function splits its sequence arguments over the targets."""
-
-        def decorate(f):
-            return ParallelFunction(self, f, dist=dist, block=block, **flags)
-
-        return decorate
+    # -- imports, serializers ----------------------------------------------------------------
 
     def sync_imports(self, local=True, quiet=False):
         """Context manager: imports in the block also run on the engines."""
@@ -275,16 +316,6 @@ class DirectView:
 
     def clear(self, targets=None, block=None):
         return self.client.clear(targets=self.targets if targets is None else targets, block=block)
-
-    def abort(self, jobs=None, targets=None, block=None):
-        jobs = sorted(self.outstanding) if jobs is None else jobs
-        return self.client.abort(jobs, targets=self.targets if targets is None else targets, block=block)
-
-    def queue_status(self, targets=None, verbose=False):
-        return self.client.queue_status(targets=self.targets if targets is None else targets, verbose=verbose)
-
-    def wait(self, jobs=None, timeout=-1):
-        return self.client.wait(sorted(self.outstanding) if jobs is None else jobs, timeout=timeout)
 
     def shutdown(self, targets=None, restart=False, hub=False, block=None):
         return self.client.shutdown(targets=self.targets if targets is None else targets, restart=restart, hub=hub,

@@ -19,8 +19,12 @@ import tempfile
 from .._version import __version__
 from ..wire import connection, protocol
 from ..wire.session import Session
+from .schemes import SCHEMES
 
 log = logging.getLogger("kernelpar.controller")
+
+#: the task schemes: the Python scheduler's, and the C queue's 'pure'
+SCHEME_NAMES = (*SCHEMES, "pure")
 
 
 def build_parser():
@@ -38,8 +42,18 @@ def build_parser():
     p.add_argument("--ipython-dir", default=None)
     p.add_argument("--cluster-id", default="")
     p.add_argument("--reuse", action="store_true", help="keep the connection files when the controller exits")
-    p.add_argument("--record-limit", type=int, default=1024, help="task records kept in memory")
-    p.add_argument("--size-limit", type=int, default=128 * 1024 * 1024, help="bytes of task data kept in memory")
+    p.add_argument("--scheme", choices=SCHEME_NAMES, default="leastload",
+                   help="how load-balanced tasks are placed (default %(default)s; 'pure' is a C queue without flags)")
+    p.add_argument("--hwm", type=int, default=1,
+                   help="load-balanced tasks outstanding per engine (default %(default)s; 0: no limit)")
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--dictdb", dest="db", action="store_const", const="dictdb", default="dictdb",
+                       help="keep task records in memory, bounded (default)")
+    store.add_argument("--sqlitedb", dest="db", action="store_const", const="sqlitedb",
+                       help="keep task records in <profile>/db/tasks.db: they survive a controller restart")
+    store.add_argument("--nodb", dest="db", action="store_const", const="nodb", help="keep no task records")
+    p.add_argument("--record-limit", type=int, default=1024, help="task records kept in memory (dictdb)")
+    p.add_argument("--size-limit", type=int, default=128 * 1024 * 1024, help="bytes of task data kept in memory (dictdb)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--version", action="version", version=f"kernelpar {__version__}")
     return p
@@ -65,7 +79,7 @@ def main(argv=None):
     from twisted.internet import reactor, task
     from twisted.python import log as twisted_log
 
-    from .records import DictDB
+    from .records import make_db
     from .server import ControllerServer
 
     twisted_log.PythonLoggingObserver("kernelpar.controller").start()
@@ -80,13 +94,18 @@ def main(argv=None):
     else:
         ipc_dir = None
         interface = f"tcp://{args.ip}"
+    if args.db == "dictdb":
+        db = make_db("dictdb", record_limit=args.record_limit, size_limit=args.size_limit)
+    elif args.db == "sqlitedb":
+        db = make_db("sqlitedb", location=os.path.join(profile_dir, "db"))
+    else:
+        db = make_db("nodb")
     key = secrets.token_hex(32).encode("ascii")
     session = Session(key, username="kernelpar-controller")
     ctx = zmq.Context()
     server = ControllerServer(
         reactor, ctx, session, connection.versions(), interface=interface, location=args.location,
-        hb_period=args.ping / 1000.0, max_missed=args.ping_misses,
-        db=DictDB(record_limit=args.record_limit, size_limit=args.size_limit),
+        hb_period=args.ping / 1000.0, max_missed=args.ping_misses, db=db, scheme=args.scheme, hwm=args.hwm,
     )
     client_info, engine_info = server.connection_info(key)
     client_info["cluster_id"] = engine_info["cluster_id"] = args.cluster_id

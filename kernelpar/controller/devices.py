@@ -51,10 +51,14 @@ class Device:
                 sock.close(linger=0)
 
 
-def router_queue(ctx, name, binder, monitor_url, prefixes):
-    """A ROUTER|ROUTER monitored queue; returns ``(device, client_port, engine_port)``."""
+def router_queue(ctx, name, binder, monitor_url, prefixes, engine_type=zmq.ROUTER):
+    """A ROUTER|ROUTER monitored queue; returns ``(device, client_port, engine_port)``.
+
+    With ``engine_type=zmq.DEALER`` it is the ``pure`` task scheme: engines' DEALERs
+    connect to the DEALER, which hands out tasks round robin, in C, with no flags.
+    """
     client_side = unlimited(ctx.socket(zmq.ROUTER))
-    engine_side = unlimited(ctx.socket(zmq.ROUTER))
+    engine_side = unlimited(ctx.socket(engine_type))
     mon = unlimited(ctx.socket(zmq.PUB))
     client_port = binder.bind(client_side)
     engine_port = binder.bind(engine_side)

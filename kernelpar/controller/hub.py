@@ -4,7 +4,7 @@ The hub is plain Python with no sockets.  The controller's I/O side feeds it eve
 message from the registration ROUTER, the queue monitors, the iopub capture and the
 heartbeat pong ROUTER, and the hub answers through an *outbox* object with five methods:
 
-* ``reply(idents, msg_type, content, parent)`` on the registration socket,
+* ``reply(idents, msg_type, content, parent, buffers)`` on the registration socket,
 * ``notify(msg_type, content)`` on the notification PUB,
 * ``control(engine_uuid, msg_type, content)`` through the control queue to an engine,
 * ``ping(beat)`` on the heartbeat PUB,
@@ -19,13 +19,16 @@ import logging
 
 from ..wire import protocol
 from ..wire.connection import version_mismatch
-from ..wire.session import as_bytes, isoformat, pack
+from ..wire.session import as_bytes, isoformat, new_id, pack, unpack
 from .heartmonitor import HeartMonitor
+from .queries import RecordQueries
 from .records import DictDB
-from .registry import EngineRegistry, RegistrationError
+from .registry import READY_STEPS, EngineRegistry, RegistrationError
 
 log = logging.getLogger("kernelpar.controller")
 
+#: the "client" of resubmitted tasks: nobody listens there, the results go to the records
+RESUBMIT_ROUTING_ID = b"hub-resubmit"
 #: how long a connection request may wait for the client's iopub subscription
 SUBSCRIPTION_WAIT = 2.0
 #: a second early ping, in case the first reached the engine's heart before it subscribed
@@ -40,15 +43,19 @@ def _reply_type(request_type):
 
 
 class Hub:
-    def __init__(self, session, outbox, call_later, versions, hb_period=1.0, max_missed=5, db=None):
+    def __init__(self, session, outbox, call_later, versions, hb_period=1.0, max_missed=5, db=None,
+                 ready_steps=READY_STEPS):
         self.session = session
         self.outbox = outbox
         self.call_later = call_later
         self.versions = versions
         self.hb_period = hb_period
-        self.registry = EngineRegistry()
+        self.registry = EngineRegistry(ready_steps)
+        #: the load-balanced task channel (:class:`.taskqueue.TaskQueue`), when there is one
+        self.tasks = None
         self.heart = HeartMonitor(max_missed)
         self.db = db if db is not None else DictDB()
+        self.queries = RecordQueries(self.db, resubmit=self._resubmit, engine_uuid_of=self._engine_uuid_of)
         self.queues = {}
         self.completed = {}
         self._subscribed = set()
@@ -72,8 +79,8 @@ class Hub:
             log.exception("error handling %s", msg.msg_type)
             self._reply(msg, _reply_type(msg.msg_type), {"status": "error", "reason": repr(e)})
 
-    def _reply(self, msg, msg_type, content):
-        self.outbox.reply(msg.idents, msg_type, content, msg.header)
+    def _reply(self, msg, msg_type, content, buffers=()):
+        self.outbox.reply(msg.idents, msg_type, content, msg.header, buffers)
 
     def _on_registration_request(self, msg):
         content = msg.content
@@ -102,7 +109,7 @@ class Hub:
             self.registry.remove(uuid)
             self.heart.forget(uuid.encode())
 
-    def _engine_step(self, uuid, step):
+    def engine_step(self, uuid, step):
         rec = self.registry.mark(uuid, step)
         if rec is None:
             pending = self.registry.get(uuid)
@@ -115,6 +122,8 @@ class Hub:
         self.completed.setdefault(rec.uuid, 0)
         log.info("engine %d registered (pid %s on %s)", rec.id, rec.pid, rec.hostname)
         self.outbox.notify("registration_notification", {"id": rec.id, "uuid": rec.uuid})
+        if self.tasks is not None:
+            self.tasks.engine_registered(rec.uuid)
 
     def _ping_if_pending(self, uuid):
         rec = self.registry.get(uuid)
@@ -138,8 +147,10 @@ class Hub:
             self.db.update_record(msg_id, {"completed": isoformat(), "result_content": pack({
                 "status": "error", "ename": "EngineError",
                 "evalue": f"Engine {rec.id} died while running task {msg_id!r}"})})
-        log.warning("engine %d unregistered: %s (%d task(s) lost)", rec.id, why, len(lost))
+        log.warning("engine %d unregistered: %s (%d direct task(s) lost)", rec.id, why, len(lost))
         self.outbox.notify("unregistration_notification", {"id": rec.id, "uuid": uuid})
+        if self.tasks is not None:
+            self.tasks.engine_unregistered(uuid)
 
     def _engines(self):
         return {str(r.id): r.uuid for r in self.registry.registered()}
@@ -168,17 +179,55 @@ class Hub:
         targets = msg.content.get("targets")
         verbose = bool(msg.content.get("verbose"))
         status = {}
+        scheduler = self.tasks.scheduler if self.tasks is not None else None
         for rec in self.registry.registered():
             if targets is not None and rec.id not in targets:
                 continue
             queue = self.queues.get(rec.uuid, {})
+            tasks = list(scheduler.outstanding_ids(rec.uuid)) if scheduler is not None else []
             status[str(rec.id)] = {
                 "queue": list(queue) if verbose else len(queue),
                 "completed": self.completed.get(rec.uuid, 0),
-                "tasks": [] if verbose else 0,
+                "tasks": tasks if verbose else len(tasks),
             }
-        status["unassigned"] = [] if verbose else 0
+        waiting = scheduler.waiting_ids() if scheduler is not None else []
+        status["unassigned"] = list(waiting) if verbose else len(waiting)
         self._reply(msg, "queue_reply", {"status": "ok", "queue": status})
+
+    def _on_task_abort_request(self, msg):
+        """Abort load-balanced tasks: those still waiting at once, the others on their engine."""
+        msg_ids = msg.content.get("msg_ids")
+        if not isinstance(msg_ids, list) or not all(isinstance(m, str) for m in msg_ids):
+            raise TypeError(f"msg_ids must be a list of str, not {msg_ids!r}")
+        if self.tasks is None:
+            raise RuntimeError("this controller has no load-balanced task channel")
+        for engine, ids in self.tasks.abort(msg_ids).items():
+            self.outbox.control(engine, "abort_request", {"msg_ids": ids})
+        self._reply(msg, "task_abort_reply", {"status": "ok"})
+
+    # -- task records -------------------------------------------------------------
+
+    def _on_record_query(self, msg):
+        content, buffers = self.queries.handle(msg.msg_type, msg.content)
+        self._reply(msg, _reply_type(msg.msg_type), content, buffers)
+
+    _on_db_request = _on_history_request = _on_result_request = _on_purge_request = _on_record_query
+    _on_resubmit_request = _on_record_query
+
+    def _engine_uuid_of(self, eid):
+        rec = self.registry.by_id(eid)
+        return rec.uuid if rec is not None and rec.registered else None
+
+    def _resubmit(self, record):
+        """Send a recorded task again, load-balanced; returns its new msg_id."""
+        if self.tasks is None:
+            raise RuntimeError("this controller has no load-balanced task channel")
+        header = dict(record["header"], msg_id=new_id(), date=isoformat())  # keeps the client's session
+        frames, _ = self.session.serialize(header["msg_type"], record["content"], metadata=record["metadata"],
+                                           buffers=record["buffers"], idents=(RESUBMIT_ROUTING_ID,), header=header)
+        # records the new submission before returning, which the caller relies on
+        self.tasks.submit_frames(frames)
+        return header["msg_id"]
 
     def _on_shutdown_request(self, msg):
         self._reply(msg, "shutdown_reply", {"status": "ok"})
@@ -202,36 +251,65 @@ class Hub:
         msg = self.session.deserialize_or_drop(frames[1:], "monitor", log, lazy=True)
         if msg is None:
             return
+        if topic in (b"intask", b"outtask"):
+            self._pure_task_copy(topic, msg)
+            return
         dest, src = msg.idents[0], msg.idents[1] if len(msg.idents) > 1 else b""
         if topic == b"in":
-            self._task_submitted(msg, engine=dest.decode(errors="replace"), client=src)
+            self.record_submission(msg, dest.decode(errors="replace"), src, "mux")
         elif topic in (b"out", b"outcontrol"):
             engine = src.decode(errors="replace")
             if dest == protocol.HUB_ROUTING_ID:
                 if msg.msg_type == "engine_ready":
-                    self._engine_step(engine, "mux" if topic == b"out" else "control")
+                    self.engine_step(engine, "mux" if topic == b"out" else "control")
             elif topic == b"out" or msg.msg_type in _TASK_REPLIES:
                 # a queued task the engine aborted at once comes back on control
-                self._task_finished(msg, engine)
+                self.record_result(msg, engine)
+                if self.tasks is not None:
+                    self._note_outcome(msg, engine)
 
-    def _task_submitted(self, msg, engine, client):
+    def _pure_task_copy(self, topic, msg):
+        """A copy from the ``pure`` scheme's C queue: ``[client_id, <IDS|MSG>, ...]`` both ways."""
+        if topic == b"intask":
+            self.record_submission(msg, None, msg.idents[0], "task")
+        elif msg.idents[0] == protocol.HUB_ROUTING_ID:
+            if msg.msg_type == "engine_ready":
+                # the engine's session id is its uuid
+                self.engine_step(str(msg.header.get("session", "")), "task")
+        else:
+            engine = unpack(msg.metadata).get("engine_uuid")
+            self.db.update_record(msg.parent_header.get("msg_id"), {"engine_uuid": engine})
+            self.record_result(msg, engine)
+
+    def record_submission(self, msg, engine, client, queue):
+        """Record a request (``msg`` deserialized lazily) sent to ``engine`` (None: not yet known)."""
         msg_id = msg.msg_id
-        queue = self.queues.get(engine)
-        if queue is not None:
-            queue[msg_id] = None
+        if engine is not None:
+            pending = self.queues.get(engine)
+            if pending is not None:
+                pending[msg_id] = None
         self.db.add_record(msg_id, {
             "msg_id": msg_id, "header": msg.header, "metadata": msg.metadata, "content": msg.content,
             "buffers": msg.buffers, "submitted": msg.header.get("date"), "client_uuid": msg.header.get("session"),
-            "engine_uuid": engine, "queue": "mux", "completed": None,
+            "engine_uuid": engine, "queue": queue, "completed": None,
         })
 
-    def _task_finished(self, msg, engine):
+    def _note_outcome(self, msg, engine):
         parent_id = msg.parent_header.get("msg_id")
-        queue = self.queues.get(engine)
-        if queue is not None and parent_id in queue:
-            del queue[parent_id]
+        if self.tasks.scheduler.awaits(parent_id):
+            status = unpack(msg.metadata).get("status")
+            self.tasks.note_outcome(parent_id, "ok" if status == "ok" else "error", engine)
+
+    def record_result(self, msg, engine):
+        """Record the reply ``msg`` (deserialized lazily) that ``engine`` sent."""
+        parent_id = msg.parent_header.get("msg_id")
+        pending = self.queues.get(engine)
+        if pending is not None and parent_id in pending:
+            del pending[parent_id]
+        if engine in self.completed:
             self.completed[engine] += 1
         self.db.update_record(parent_id, {
+            "received": isoformat(),
             "result_header": msg.header, "result_metadata": msg.metadata, "result_content": msg.content,
             "result_buffers": msg.buffers, "completed": msg.header.get("date"),
         })
@@ -267,7 +345,7 @@ class Hub:
         if uuid not in self.registry:
             return
         self.heart.pong(ident, beat)
-        self._engine_step(uuid, "heart")
+        self.engine_step(uuid, "heart")
 
     def tick(self):
         """One heartbeat period: declare silent engines dead, publish the next ping."""

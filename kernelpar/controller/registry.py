@@ -2,7 +2,8 @@
 
 An engine becomes *registered* when three things have been seen: its ``engine_ready``
 through the mux queue, its ``engine_ready`` through the control queue (so both queues
-can route to it) and one heartbeat (so its heart is connected).  Ids are handed out
+can route to it) and one heartbeat (so its heart is connected); with a task channel,
+also its ``engine_ready`` there.  Ids are handed out
 0, 1, 2, ... and never reused, even after an engine leaves; an engine may ask for a
 specific unused id (an MPI rank, say).
 """
@@ -23,14 +24,19 @@ class EngineRecord:
     hostname: str = ""
     pid: int = 0
     seen: set = field(default_factory=set)
+    needs: frozenset = READY_STEPS
 
     @property
     def registered(self):
-        return self.seen >= READY_STEPS
+        return self.seen >= self.needs
 
 
 class EngineRegistry:
-    def __init__(self):
+    """``ready_steps``: what must be seen before an engine counts as registered (a cluster
+    with a load-balanced task channel adds ``"task"``)."""
+
+    def __init__(self, ready_steps=READY_STEPS):
+        self.ready_steps = frozenset(ready_steps)
         self._by_uuid = {}
         self._next_id = 0
         self._used_ids = set()
@@ -50,7 +56,7 @@ class EngineRegistry:
                 self._next_id += 1
             eid = self._next_id
         self._used_ids.add(eid)
-        rec = EngineRecord(eid, uuid, hostname, pid)
+        rec = EngineRecord(eid, uuid, hostname, pid, needs=self.ready_steps)
         self._by_uuid[uuid] = rec
         return rec
 

@@ -2,7 +2,8 @@
 
 Everything here runs on the Twisted reactor thread except the C devices
 (:mod:`.devices`).  Python sees only what the hub must decide on: hub requests,
-monitor copies, iopub captures and heartbeat pongs.  :class:`ControllerServer` is also
+monitor copies, iopub captures and heartbeat pongs, and the load-balanced tasks
+(:mod:`.taskqueue`), unless the scheme is ``pure`` (a C ROUTER|DEALER queue).  :class:`ControllerServer` is also
 the hub's *outbox* (see :mod:`.hub`).
 """
 
@@ -17,6 +18,8 @@ from ..wire.connection import Binder, connect_url
 from ..wire.zmqtwisted import ZmqSocket
 from . import devices
 from .hub import Hub
+from .registry import READY_STEPS
+from .taskqueue import TaskQueue
 
 log = logging.getLogger("kernelpar.controller")
 
@@ -25,11 +28,12 @@ CAPTURE_URL = "inproc://kernelpar-iopub-capture"
 IOPUB_INPROC = "inproc://kernelpar-iopub"
 #: records and queue status may lag this much behind the traffic they describe
 MONITOR_BATCH_DELAY = 0.005
+DB_FLUSH_INTERVAL = 1.0
 
 
 class ControllerServer:
     def __init__(self, reactor, ctx, session, versions, interface="tcp://127.0.0.1", location=None,
-                 hb_period=1.0, max_missed=5, db=None):
+                 hb_period=1.0, max_missed=5, db=None, scheme="leastload", hwm=1):
         self.reactor = reactor
         self.ctx = ctx
         self.session = session
@@ -40,8 +44,12 @@ class ControllerServer:
             location = "127.0.0.1" if interface.startswith("ipc://") else host
             location = socket.gethostname() if location in ("*", "0.0.0.0") else location
         self.location = location
-        self.hub = Hub(session, self, reactor.callLater, versions, hb_period, max_missed, db)
+        self.hub = Hub(session, self, reactor.callLater, versions, hb_period, max_missed, db,
+                       ready_steps=READY_STEPS | {"task"})
         self.hb_period = hb_period
+        self.scheme = scheme
+        self.hwm = hwm
+        self.tasks = None
         self._stopping = False
         self._sockets = []
         self.ports = {}
@@ -79,6 +87,17 @@ class ControllerServer:
             self.ports[name] = client_port
             self.ports[f"engine_{name}"] = engine_port
             self.devices.append(device)
+        if self.scheme == "pure":
+            device, client_port, engine_port = devices.router_queue(
+                self.ctx, "task", self.binder, MONITOR_URL, protocol.MONITOR_TOPICS["task"], engine_type=zmq.DEALER)
+            self.devices.append(device)
+        else:
+            self.tasks = TaskQueue(self.reactor, self.ctx, self.session, self.binder, hub, self.scheme, self.hwm)
+            self._sockets.extend(self.tasks.sockets)
+            hub.tasks = self.tasks
+            client_port, engine_port = self.tasks.client_port, self.tasks.engine_port
+        self.ports["task"] = client_port
+        self.ports["engine_task"] = engine_port
         device, client_port, engine_port = devices.iopub_proxy(self.ctx, self.binder, CAPTURE_URL, IOPUB_INPROC)
         self.ports["iopub"] = client_port
         self.ports["engine_iopub"] = engine_port
@@ -97,6 +116,9 @@ class ControllerServer:
             device.start()
         self._heartbeat = task.LoopingCall(self.hub.tick)
         self._heartbeat.start(self.hb_period, now=True)
+        # a store that batches its writes (SQLite) commits at least this often
+        self._db_flush = task.LoopingCall(self.hub.db.flush)
+        self._db_flush.start(DB_FLUSH_INTERVAL, now=False)
 
 
     def connection_info(self, key):
@@ -109,20 +131,20 @@ class ControllerServer:
             "unpack": "json",
             "ssh": "",
             "registration": self.ports["registration"],
-            "task": None,
-            "task_scheme": "leastload",
+            "task_scheme": self.scheme,
             "versions": self.hub.versions,
         }
-        client = dict(common, mux=self.ports["mux"], control=self.ports["control"], iopub=self.ports["iopub"],
-                      notification=self.ports["notification"])
-        engine = dict(common, mux=self.ports["engine_mux"], control=self.ports["engine_control"],
+        client = dict(common, mux=self.ports["mux"], task=self.ports["task"], control=self.ports["control"],
+                      iopub=self.ports["iopub"], notification=self.ports["notification"])
+        engine = dict(common, mux=self.ports["engine_mux"], task=self.ports["engine_task"],
+                      control=self.ports["engine_control"],
                       iopub=self.ports["engine_iopub"], hb_ping=self.ports["hb_ping"], hb_pong=self.ports["hb_pong"])
         return client, engine
 
     # -- the hub's outbox ------------------------------------------------------
 
-    def reply(self, idents, msg_type, content, parent):
-        frames, _ = self.session.serialize(msg_type, content, parent=parent, idents=idents)
+    def reply(self, idents, msg_type, content, parent, buffers=()):
+        frames, _ = self.session.serialize(msg_type, content, parent=parent, idents=idents, buffers=buffers)
         self.registration.send_multipart(frames)
 
     def notify(self, msg_type, content):
@@ -143,8 +165,10 @@ class ControllerServer:
             self.reactor.callLater(0.2, self.reactor.stop)
 
     def close(self, linger=200):
-        if getattr(self, "_heartbeat", None) is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        for loop in (getattr(self, "_heartbeat", None), getattr(self, "_db_flush", None)):
+            if loop is not None and loop.running:
+                loop.stop()
         for zs in self._sockets:
             zs.close(linger=linger)
         self._sockets = []
+        self.hub.db.close()

@@ -30,6 +30,7 @@ from ..wire.connection import (
     version_mismatch,
     versions,
 )
+from ..wire import shm
 from ..wire.session import new_id
 from .kernel import EngineShutdown, Kernel
 
@@ -193,9 +194,18 @@ def run_engine(info, requested_id=None):
     kernel = Kernel(new_id(), reactor.callFromThread, shell_factory=_create_shell)
     io = EngineIO(reactor, info, kernel, requested_id=requested_id, parent_pid=parent_pid())
     install_signal_handlers(kernel, io, reactor)
-    io.start()
-    kernel.run()
-    io.thread.join(IO_JOIN_TIMEOUT)
+    shared = shm.available()
+    if shared:
+        # clients on this machine send large arguments through /dev/shm
+        shm.sweep()
+        shm.create_marker("engine", kernel.engine_uuid)
+    try:
+        io.start()
+        kernel.run()
+        io.thread.join(IO_JOIN_TIMEOUT)
+    finally:
+        if shared:
+            shm.remove_marker("engine", kernel.engine_uuid)
     exit_promptly(io.exit_code)
 
 

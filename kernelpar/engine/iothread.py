@@ -37,7 +37,9 @@ import threading
 import zmq
 from twisted.internet.task import LoopingCall
 
+from ..wire import shm
 from ..wire.connection import connect_url, version_mismatch, versions
+from ..wire.frames import send_frames
 from ..wire.protocol import DEFAULT_HB_PERIOD_MS, HUB_ROUTING_ID
 from ..wire.session import Session, isoformat
 from ..wire.zmqtwisted import ZmqSocket
@@ -84,6 +86,8 @@ class EngineIO:
         self._heart = None
         self._pings = self._ping_channel = None
         self._ready_sent = False
+        #: request sockets not yet handed to the main thread (this thread closes them at exit)
+        self._unattached = []
         self._linger = None
         self._iopub_md = {}
         self.thread = threading.Thread(target=self._run, name="kernelpar-engine-io", daemon=True)
@@ -129,11 +133,11 @@ class EngineIO:
         return wrapper
 
     def _request_socket(self, channel):
-        """A connected DEALER for ``channel``, handed over to the main thread."""
+        """A connected DEALER for ``channel``, for the main thread once ``engine_ready`` is out."""
         sock = self._zmq_socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, REPLY_LINGER_MS)
         sock.connect(connect_url(self.info, channel))
-        self.kernel.attach(sock)
+        self._unattached.append(sock)
         return sock
 
     def _send(self, channel, msg_type, content, idents=()):
@@ -206,8 +210,12 @@ class EngineIO:
 
     def _send_ready(self):
         self._ready_sent = True
-        for channel in (self.mux, self.control_channel):
-            self._send(channel, "engine_ready", {"id": self.engine_id}, idents=(HUB_ROUTING_ID,))
+        for channel in (self.mux, self.task, self.control_channel):
+            if channel is not None:
+                self._send(channel, "engine_ready", {"id": self.engine_id}, idents=(HUB_ROUTING_ID,))
+        # sent from this thread before the hand-over: a zmq socket is used by one thread at a time
+        while self._unattached:
+            self.kernel.attach(self._unattached.pop())
         log.info("engine %s registered (uuid %s, pid %d)", self.engine_id, self.uuid, os.getpid())
 
     # -- incoming ----------------------------------------------------------------------
@@ -249,7 +257,7 @@ class EngineIO:
         if streams:
             self.reactor.callFromThread(self._send_streams, request, streams)
         frames = self._reply_frames(request, msg_type, content, buffers, started, completed)
-        request.channel.send_multipart(frames, copy=False)
+        send_frames(request.channel, frames, flags=0)
 
     def reply_aborted(self, requests):
         completed = isoformat()
@@ -265,6 +273,11 @@ class EngineIO:
             "status": content["status"],
             "iopub": request.iopub,
         }
+        if buffers:
+            # a client on this machine maps large results from /dev/shm (and unlinks them)
+            buffers, shared, _ = shm.export_for(buffers, [("client", str(request.header.get("session", "")))])
+            if shared:
+                metadata[shm.METADATA_KEY] = shared
         frames, _ = self.session.serialize(
             msg_type, content, parent=request.header, metadata=metadata, buffers=buffers, idents=request.idents
         )
@@ -351,6 +364,9 @@ class EngineIO:
             self._send(self.registration, "unregistration_request", {"id": self.engine_id})
         for channel in reversed(self._sockets):
             channel.close(linger)
+        for sock in self._unattached:
+            sock.close(linger=linger)
+        self._unattached = []
         if self._heart is not None:
             self._heart.stop()
         self.reactor.stop()

@@ -46,6 +46,7 @@ import types
 from collections import deque
 
 from ..errors import wrap_exception
+from ..wire import shm
 from ..wire.serialize import serialize_object, set_user_namespace, unpack_apply, wrap_buffers
 from ..wire.session import isoformat
 from .capture import Capture
@@ -256,7 +257,11 @@ class Kernel:
         started = self._begin(request)
         self.busy = True
         try:
-            f, args, kwargs = unpack_apply(request.msg["buffers"], self.user_ns)
+            buffers = request.msg["buffers"]
+            shared = request.msg["metadata"].get(shm.METADATA_KEY)
+            if shared:
+                buffers = shm.attach_received(buffers, shared)
+            f, args, kwargs = unpack_apply(buffers, self.user_ns)
             result = f(*args, **kwargs)
             buffers = serialize_object(wrap_buffers(result))
             content = _OK

@@ -20,7 +20,7 @@ from collections import deque
 
 import zmq
 
-from ..wire.zmqtwisted import recv_frames
+from ..wire.frames import recv_frames
 
 #: the longest single wait; waits loop, so this only bounds how stale a wait can be
 POLL_MS = 1000

@@ -97,6 +97,7 @@ HUB_IOPUB_TOPIC = b"\x00kernelpar-hub"
 MONITOR_TOPICS = {
     "mux": (b"in", b"out"),
     "control": (b"incontrol", b"outcontrol"),
+    "task": (b"intask", b"outtask"),
 }
 
 ENGINE_EXIT_MIN_SECONDS = 5.0

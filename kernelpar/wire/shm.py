@@ -421,6 +421,48 @@ def attach(buffers, descriptors, unlink=False):
     return out
 
 
+# --- whole messages ------------------------------------------------------------------
+
+
+def has_large(buffers, threshold=SHM_THRESHOLD):
+    """Whether any buffer is big enough to be worth exporting (cheap: no file access)."""
+    for b in buffers:
+        try:
+            if memoryview(b).nbytes >= threshold:
+                return True
+        except TypeError:
+            pass
+    return False
+
+
+def export_for(buffers, peers, unlinker_pid=None):
+    """:func:`export` ``buffers`` if they are large and every ``(kind, ident)`` peer shares
+    ``/dev/shm``; returns ``(frames, descriptors, handle)`` (nothing exported otherwise).
+
+    With one peer and no ``unlinker_pid``, that peer is made the unlinker: it unlinks
+    the files as it attaches them (:func:`attach_received`).
+    """
+    if not peers or not has_large(buffers) or not available():
+        return buffers, [], ShmHandle()
+    try:
+        pids = [peer_pid(kind, ident) for kind, ident in peers]
+    except ValueError:  # an ident that cannot name a marker (not one of ours)
+        return buffers, [], ShmHandle()
+    if None in pids:
+        return buffers, [], ShmHandle()
+    if unlinker_pid is None and len(pids) == 1:
+        unlinker_pid = pids[0]
+    return export(buffers, unlinker_pid=unlinker_pid)
+
+
+def attach_received(buffers, descriptors):
+    """:func:`attach` a received message's files; unlink them if this process is their unlinker."""
+    me = str(os.getpid())
+    unlink = all(isinstance(d, (list, tuple)) and len(d) == 3 and isinstance(d[1], str)
+                 and d[1].split("-")[1:2] == [me] for d in descriptors)
+    return attach(buffers, descriptors, unlink=unlink)
+
+
 # --- clean-up ----------------------------------------------------------------------
 
 

@@ -32,23 +32,12 @@ from twisted.internet.interfaces import IReadDescriptor
 from twisted.python import log
 from zope.interface import implementer
 
+from .frames import recv_frames, send_frames
+
 # plain ints: the enum flags pyzmq exposes cost a Python-level operation per test
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
-_NOBLOCK = int(zmq.NOBLOCK)
-
-
-def recv_frames(sock):
-    """Receive one whole message from ``sock`` (which must have one waiting) as zmq Frames."""
-    # Frame.more instead of pyzmq's getsockopt(RCVMORE) loop, which builds enum objects
-    # for every frame of every message
-    frame = sock.recv(_NOBLOCK, copy=False)
-    frames = [frame]
-    while frame.more:
-        frame = sock.recv(_NOBLOCK, copy=False)
-        frames.append(frame)
-    return frames
 
 
 @implementer(IReadDescriptor)
@@ -89,20 +78,22 @@ class ZmqSocket:
             self._schedule_drain(self.batch_delay)
 
     def send_multipart(self, frames):
-        """Send now if possible, else queue in order; never raises EAGAIN.
+        """Send now if possible, else queue in order; never raises EAGAIN (other errors do).
 
-        Frames go with ``copy=False``: large buffers are not copied (pyzmq still copies
-        small ones, where that is cheaper), so a caller must not mutate them after.
+        Large frames are not copied (:mod:`.frames`), so a caller must not mutate them after.
         """
         if self.sock is None:
             raise RuntimeError("send on a closed zmq socket")
-        if self._outbox or not self._try_send(frames):
-            self._outbox.append(frames)
-        self._after_send()
+        try:
+            if self._outbox or not self._try_send(frames):
+                self._outbox.append(frames)
+        finally:
+            # also after a failed send (EHOSTUNREACH from a ROUTER_MANDATORY socket)
+            self._after_send()
 
     def _try_send(self, frames):
         try:
-            self.sock.send_multipart(frames, _NOBLOCK, copy=False)
+            send_frames(self.sock, frames)
             return True
         except zmq.Again:
             return False

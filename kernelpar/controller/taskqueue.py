@@ -1,0 +1,250 @@
+"""The load-balanced task channel: the :class:`.scheduler.TaskScheduler`'s I/O edge.
+
+Two ROUTER sockets on the reactor thread: clients' DEALERs connect to the client-facing
+one, engines' task DEALERs (identity = engine uuid) to the engine-facing one.  Frames
+on the way (the routing ids are the only thing that changes)::
+
+    client  -> [client_id, <IDS|MSG>, ...]               (client-facing ROUTER)
+    engine  <- [engine_uuid, client_id, <IDS|MSG>, ...]  (engine-facing ROUTER)
+    engine  -> [engine_uuid, client_id, <IDS|MSG>, ...]
+    client  <- [client_id, engine_uuid, <IDS|MSG>, ...]  (so a client sees the same
+                                                          [engine_uuid, msg] as on mux)
+
+Every message is checked (signature, framing) with only its header decoded; the
+metadata, which carries the scheduling flags (``after``, ``follow``, ``timeout``,
+``retries``, ``targets``), is decoded once on the way in, and a reply's content only
+when it is an error (to tell ``UnmetDependency`` apart).  The scheduler decides; this
+class carries its decisions out, keeps the hub's task records (no monitor copies are
+needed for this channel: the relay *is* the hub's process) and answers the scheduler's
+failures (``ImpossibleDependency``, ``TaskTimeout``, ``EngineError``...) with an error
+reply signed by the controller.  ``engine_ready`` messages arriving on the
+engine-facing socket are registration steps for the hub.
+"""
+
+import logging
+import numbers
+
+import zmq
+
+from ..wire import protocol
+from ..wire.session import isoformat, pack, unpack
+from ..wire.zmqtwisted import ZmqSocket
+from .devices import unlimited
+from .scheduler import Assign, Deliver, Fail, Task, TaskScheduler
+
+log = logging.getLogger("kernelpar.controller")
+
+_RECORDED = ("header", "metadata", "content", "buffers")
+
+
+def _reply_type(msg_type):
+    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
+
+
+class FlagError(ValueError):
+    """A task's scheduling flags cannot be honoured; the message says which and why."""
+
+
+def parse_flags(metadata):
+    """``(targets, after, follow, timeout, retries)`` from a task's metadata, validated."""
+    targets = metadata.get("targets")
+    if targets is not None:
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise FlagError(f"targets must be a list of engine uuids, not {targets!r}")
+        targets = frozenset(targets) or None
+    deps = []
+    for name in ("after", "follow"):
+        dep = metadata.get(name)
+        if dep is not None:
+            if not isinstance(dep, dict) or not isinstance(dep.get("dependencies", []), list):
+                raise FlagError(f"{name} must be a Dependency in its as_dict() form, not {dep!r}")
+            if not dep.get("dependencies"):
+                dep = None
+        deps.append(dep)
+    timeout = metadata.get("timeout") or 0.0
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0:
+        raise FlagError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
+    retries = metadata.get("retries") or 0
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise FlagError(f"retries must be a non-negative int, not {retries!r}")
+    return targets, deps[0], deps[1], float(timeout), retries
+
+
+class TaskQueue:
+    """Relays load-balanced tasks between clients and engines as ``scheduler`` decides."""
+
+    def __init__(self, reactor, ctx, session, binder, hub, scheme="leastload", hwm=1):
+        self.reactor = reactor
+        self.session = session
+        self.hub = hub
+        self.scheduler = TaskScheduler(scheme, hwm, outcome_of=self._outcome_of)
+        self.clients = ZmqSocket(reactor, unlimited(ctx.socket(zmq.ROUTER)), self._on_client)
+        engine_sock = unlimited(ctx.socket(zmq.ROUTER))
+        # a task for an engine whose connection is gone must fail loudly, not vanish
+        engine_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.engines = ZmqSocket(reactor, engine_sock, self._on_engine)
+        self.client_port = binder.bind(self.clients.sock)
+        self.engine_port = binder.bind(self.engines.sock)
+        self._replies = {}
+        self._timer = self._timer_deadline = None
+
+    @property
+    def sockets(self):
+        return (self.clients, self.engines)
+
+    # -- hub events ------------------------------------------------------------------
+
+    def engine_registered(self, uuid):
+        self._carry_out(self.scheduler.add_engine(uuid))
+
+    def engine_unregistered(self, uuid):
+        self._carry_out(self.scheduler.remove_engine(uuid))
+
+    def note_outcome(self, msg_id, status, engine):
+        """A direct task finished: tasks that depend on it may move."""
+        self._carry_out(self.scheduler.note_outcome(msg_id, status, engine))
+
+    def abort(self, msg_ids):
+        """Abort tasks still waiting here; returns ``{engine_uuid: [msg_ids]}`` of those already assigned."""
+        assigned = {}
+        for msg_id in msg_ids:
+            task = self.scheduler.task(msg_id)
+            if task is not None and task.engine is not None:
+                assigned.setdefault(task.engine, []).append(msg_id)
+        self._carry_out(self.scheduler.abort(msg_ids))
+        return assigned
+
+    def _outcome_of(self, msg_id):
+        record = self.hub.db.get_record(msg_id)
+        if record is None:
+            return None
+        if record.get("completed") is None:
+            return "pending"
+        metadata = record.get("result_metadata")
+        status = unpack(metadata).get("status") if isinstance(metadata, bytes) else (metadata or {}).get("status")
+        return ("ok" if status == "ok" else "error", record.get("engine_uuid"))
+
+    # -- messages ----------------------------------------------------------------------
+
+    def submit_frames(self, frames):
+        """A task as it would arrive from a client (the hub's resubmissions)."""
+        self._on_client(frames)
+
+    def _on_client(self, frames):
+        msg = self.session.deserialize_or_drop(frames, "task", log, lazy=True)
+        if msg is None:
+            return
+        if len(msg.idents) != 1:
+            log.warning("dropped a task with %d routing ids (expected the client's only)", len(msg.idents))
+            return
+        client_id = msg.idents[0]
+        payload = (client_id, frames[1:], msg.header)
+        self.hub.record_submission(msg, None, client_id, "task")
+        try:
+            metadata = unpack(msg.metadata)
+            targets, after, follow, timeout, retries = parse_flags(metadata if isinstance(metadata, dict) else {})
+        except (FlagError, ValueError) as e:
+            self._fail(Task(msg.msg_id, payload), type(e).__name__ if not isinstance(e, FlagError) else "ValueError",
+                       str(e))
+            return
+        task = Task(msg.msg_id, payload, targets, after, follow, timeout, retries)
+        self._carry_out(self.scheduler.submit(task))
+
+    def _on_engine(self, frames):
+        msg = self.session.deserialize_or_drop(frames, "task (engine side)", log, lazy=True)
+        if msg is None or len(msg.idents) < 2:
+            return
+        engine = msg.idents[0].decode(errors="replace")
+        if msg.idents[1] == protocol.HUB_ROUTING_ID:
+            if msg.msg_type == "engine_ready":
+                self.hub.engine_step(engine, "task")
+            return
+        msg_id = msg.parent_header.get("msg_id")
+        try:
+            metadata = unpack(msg.metadata)
+            status = metadata.get("status") if isinstance(metadata, dict) else None
+            if status == "error" and unpack(msg.content).get("ename") == "UnmetDependency":
+                status = "unmet"
+        except ValueError:
+            status = "error"
+        if status not in ("ok", "error", "unmet", "aborted"):
+            status = "error"
+        self._replies[msg_id] = (frames, msg)
+        self._carry_out(self.scheduler.finished(msg_id, engine, status))
+        # a reply the scheduler did not deliver (a retry, an unmet dependency) is dropped
+        self._replies.pop(msg_id, None)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _carry_out(self, decisions):
+        for decision in decisions:
+            if isinstance(decision, Assign):
+                self._assign(decision.task, decision.engine)
+            elif isinstance(decision, Deliver):
+                self._deliver(decision.task, decision.engine)
+            elif isinstance(decision, Fail):
+                self._fail(decision.task, decision.ename, decision.evalue)
+        self._schedule_expiry()
+
+    def _assign(self, task, engine):
+        client_id, frames, _ = task.payload
+        try:
+            self.engines.send_multipart([engine.encode(), client_id, *frames])
+        except zmq.ZMQError as e:
+            log.warning("engine %s cannot be reached on the task channel (%s): treating it as gone", engine, e)
+            self.reactor.callLater(0, self.engine_unregistered, engine)
+            return
+        self.hub.db.update_record(task.msg_id, {"engine_uuid": engine})
+
+    def _deliver(self, task, engine):
+        frames, msg = self._replies.pop(task.msg_id)
+        client_id = task.payload[0]
+        self.clients.send_multipart([client_id, engine.encode(), *frames[2:]])
+        self.hub.record_result(msg, engine)
+
+    def _fail(self, task, ename, evalue):
+        client_id, _, header = task.payload
+        engine_id = None
+        if task.engine is not None:
+            rec = self.hub.registry.get(task.engine)
+            engine_id = rec.id if rec is not None else None
+        if ename == "TaskAborted":
+            content = {"status": "aborted"}
+        else:
+            content = {
+                "status": "error", "ename": ename, "evalue": evalue, "traceback": f"{ename}: {evalue}",
+                "engine_info": {"engine_id": engine_id, "engine_uuid": task.engine, "method": "apply"},
+            }
+        completed = isoformat()
+        metadata = {"status": content["status"], "engine_id": engine_id, "engine_uuid": task.engine,
+                    "started": None, "completed": completed, "iopub": 0}
+        frames, reply_header = self.session.serialize(
+            _reply_type(header.get("msg_type", "apply_request")), content, parent=header, metadata=metadata,
+            idents=(client_id, protocol.HUB_ROUTING_ID))
+        self.clients.send_multipart(frames)
+        self.hub.db.update_record(task.msg_id, {
+            "result_header": reply_header, "result_metadata": pack(metadata), "result_content": pack(content),
+            "result_buffers": [], "completed": completed,
+        })
+
+    def _schedule_expiry(self):
+        deadline = self.scheduler.next_deadline()
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self.scheduler.clock())
+            self._timer = self.reactor.callLater(delay, self._expire)
+
+    def _expire(self):
+        self._timer = self._timer_deadline = None
+        self._carry_out(self.scheduler.expire())
+
+    def close(self, linger=None):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        for sock in self.sockets:
+            sock.close(linger=linger)
