@@ -158,9 +158,11 @@ def test_start_engines_adds_engines_and_stop_engines_removes_them(ipydir):
 
 
 @pytest.mark.timeout(60)
-def test_stop_cluster_leaves_no_process(ipydir):
+def test_stop_cluster_leaves_no_process(ipydir, caplog):
     cluster = Cluster(n=2, controller_args=FAST)
     rc = cluster.start_and_connect_sync()
+    rc.wait_for_engines(2, timeout=30)
+    rc.load_balanced_view().map_sync(abs, range(200))
     rc.close()
     tree = []
     for pid in _cluster_pids(cluster):
@@ -170,6 +172,10 @@ def test_stop_cluster_leaves_no_process(ipydir):
     cluster.stop_controller_sync()  # idempotent
     # the 1 s goal is a benchmark figure (benchmarks/bench.py); here: nothing is left
     _wait_gone(tree, STOP_BOUND)
+    # and everything exited by itself: a non-zero code (e.g. -9 after a stuck engine
+    # was killed) is logged as a warning
+    stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
+    assert stopped and not [r for r in caplog.records if r.levelname == "WARNING" and "stopped" in r.getMessage()]
 
 
 @pytest.mark.timeout(60)

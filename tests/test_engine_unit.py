@@ -491,3 +491,24 @@ def test_internal_error_is_answered_and_engine_keeps_serving(engine):
     first, second = io.wait_for("reply", 2)
     assert first[4]["status"] == "error" and first[4]["evalue"] == "IPython is broken"
     assert deserialize_object(second[5]) == 3
+
+
+def test_context_terminated_under_the_waiting_main_thread_ends_the_loop():
+    # the IO thread terminates the context as the engine exits; the main thread, waiting
+    # on its request socket, must end its loop (and close the socket) rather than spin
+    import zmq
+
+    ctx = zmq.Context()
+    kernel = Kernel("uuid-term", lambda f, *a: f(*a))
+    kernel.io = FakeIO()
+    sock = ctx.socket(zmq.DEALER)
+    sock.connect("inproc://kernelpar-test-nowhere")
+    kernel.attach(sock)
+    thread = threading.Thread(target=kernel.run, daemon=True)
+    thread.start()
+    time.sleep(0.2)  # the main thread is now waiting in the mailbox's poll
+    terminator = threading.Thread(target=ctx.term, daemon=True)
+    terminator.start()
+    thread.join(TIMEOUT)
+    terminator.join(TIMEOUT)
+    assert not thread.is_alive() and not terminator.is_alive()

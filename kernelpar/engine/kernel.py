@@ -45,6 +45,8 @@ import threading
 import types
 from collections import deque
 
+import zmq
+
 from ..errors import wrap_exception
 from ..wire import shm
 from ..wire.serialize import serialize_object, set_user_namespace, unpack_apply, wrap_buffers
@@ -233,6 +235,10 @@ class Kernel:
                     self._unknown(request)
             except EngineShutdown:
                 self.busy = False
+                return
+            except zmq.ContextTerminated:
+                # the IO thread is ending the engine and terminated the context while this
+                # thread was between requests (its _STOP may still be queued behind)
                 return
             except KeyboardInterrupt as e:
                 # SIGINT landed in our own code around the user call, not inside it
