@@ -7,9 +7,9 @@ cluster.  Nothing here may leave the session cluster with fewer than two engines
 
 import gc
 import json
-import socket
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time

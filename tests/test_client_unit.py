@@ -19,7 +19,7 @@ from kernelpar.client import connect, display, partition
 from kernelpar.client.asyncresult import AsyncMapResult, AsyncResult
 from kernelpar.client.dispatch import Dispatcher
 from kernelpar.client.executereply import ExecuteReply
-from kernelpar.client.futures import Metadata, MessageFuture
+from kernelpar.client.futures import MessageFuture, Metadata
 from kernelpar.client.history import IdHistory
 from kernelpar.client.ioloop import Timer
 from kernelpar.wire.serialize import serialize_object

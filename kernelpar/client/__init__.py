@@ -22,9 +22,9 @@ from .asyncresult import AsyncMapResult, AsyncResult
 from .client import Client
 from .dependency import Dependency, depend, dependent, require
 from .executereply import ExecuteReply
+from .futures import MessageFuture, Metadata
 from .hubqueries import AsyncHubResult
 from .lbview import LoadBalancedView
-from .futures import MessageFuture, Metadata
 from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
 from .view import DirectView
 

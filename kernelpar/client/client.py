@@ -25,11 +25,12 @@ import zmq
 from .. import errors
 from ..wire import connection, shm
 from ..wire.serialize import pack_apply
-from ..wire.session import Session, parse_date
+from ..wire.session import Session, parse_date, utcnow
 from . import connect
 from .asyncresult import AsyncResult
+from .broadcastview import BroadcastView
 from .dispatch import Dispatcher
-from .futures import Metadata, MessageFuture
+from .futures import MessageFuture, Metadata
 from .history import IdHistory
 from .hubqueries import HubQueries
 from .ioloop import IOLoop
@@ -96,10 +97,12 @@ class Client(HubQueries):
             ("notification", zmq.SUB, connection.connect_url(info, "notification"),
              {zmq.RCVHWM: 0, zmq.SUBSCRIBE: b""}),
         ]
-        if info.get("task") is not None:
-            channels.append(("task", zmq.DEALER, connection.connect_url(info, "task"), dealer))
+        for optional in ("task", "broadcast"):
+            if info.get(optional) is not None:
+                channels.append((optional, zmq.DEALER, connection.connect_url(info, optional), dealer))
         d = self._dispatcher
-        handlers = {"iopub": d.on_iopub, "mux": d.on_reply, "task": d.on_reply, "control": d.on_reply,
+        handlers = {"iopub": d.on_iopub, "mux": d.on_reply, "task": d.on_reply, "broadcast": d.on_reply,
+                    "control": d.on_reply,
                     "registration": d.on_registration, "notification": d.on_notification}
         loop = IOLoop(context, channels, handlers, on_stop=d.on_stop)
         d.loop = loop
@@ -195,6 +198,44 @@ class Client(HubQueries):
                                            header=header)
         return MessageFuture(msg_id, kind, msg_type, "mux" if uuid is not None else "task", frames, eid, uuid, md,
                              track)
+
+    def _broadcast(self, kind, msg_type, pairs, content, buffers, coalescing, label=None, view_history=None):
+        """One broadcast message and the futures of its per-engine copies (see :mod:`.broadcastview`).
+
+        The copies' msg_ids come from this client's counter, like any task's, and
+        travel in the metadata; the controller gives each engine its copy.
+        """
+        if self.connection_info.get("broadcast") is None:
+            raise RuntimeError("this controller has no broadcast channel (its task scheme is 'pure')")
+        peers = [("engine", uuid) for _, uuid in pairs]
+        buffers, shared, handle = shm.export_for(buffers, peers, unlinker_pid=os.getpid())
+        futures = []
+        for eid, uuid in pairs:
+            with self._submit_lock:
+                n = next(self._task_counter)
+                self.history.append_number(n)
+                if view_history is not None:
+                    view_history.append_number(n)
+            msg_id = f"{self._task_prefix}{n}"
+            md = Metadata(msg_id=msg_id, submitted=utcnow(), engine_id=eid, engine_uuid=uuid, label=label)
+            futures.append(MessageFuture(msg_id, kind, msg_type, "broadcast", None, eid, uuid, md))
+        metadata = {"targets": [uuid for _, uuid in pairs], "msg_ids": [f.msg_id for f in futures],
+                    "is_coalescing": bool(coalescing)}
+        if shared:
+            metadata[shm.METADATA_KEY] = shared
+        if label:
+            metadata["label"] = label
+        frames, _ = self.session.serialize(msg_type, content, metadata=metadata, buffers=buffers)
+        _release_when_done(handle, futures)
+        return futures, frames
+
+    def _send_broadcast(self, futures, frames):
+        self._check_open()
+        for fut in futures:
+            self.outstanding.add(fut.msg_id)
+            self.metadata[fut.msg_id] = fut.metadata
+            self._dispatcher.register(fut)
+        self._loop.submit(self._dispatcher.send_broadcast, futures, frames)
 
     def _lb_future(self, f, args, kwargs, scheduling, track=False, label=None, view_history=None):
         """A load-balanced apply's future (see :mod:`.lbview`)."""
@@ -307,6 +348,10 @@ class Client(HubQueries):
     def direct_view(self, targets="all", **kwargs):
         """A DirectView; ``'all'`` is re-evaluated at every call (engines added later count)."""
         return DirectView(self, targets, **kwargs)
+
+    def broadcast_view(self, targets="all", is_coalescing=False, **kwargs):
+        """A BroadcastView: one message to the controller, which fans it out to ``targets``."""
+        return BroadcastView(self, targets, is_coalescing=is_coalescing, **kwargs)
 
     def load_balanced_view(self, targets=None, **kwargs):
         """A LoadBalancedView: the controller's scheduler places each task (``targets`` restricts it)."""

@@ -26,10 +26,10 @@ import logging
 import zmq
 
 from .. import errors
-from ..wire.connection import versions
 from ..wire import shm
+from ..wire.connection import versions
 from ..wire.serialize import deserialize_object
-from ..wire.session import utcnow
+from ..wire.session import Message, utcnow
 from .executereply import ExecuteReply
 from .futures import MessageFuture, apply_iopub, apply_reply_metadata
 
@@ -65,6 +65,20 @@ class Dispatcher:
     def register(self, fut):
         """Make ``fut`` findable (``Client.wait``, replies) before it is sent (any thread)."""
         self.futures[fut.msg_id] = fut
+
+    def send_broadcast(self, futures, frames):
+        """Send one broadcast message for the registered ``futures`` of its copies (IO thread)."""
+        problem = self.hub_stopped and "The controller has shut down; the broadcast was not sent"
+        if not problem:
+            try:
+                self.loop.send("broadcast", frames)
+            except zmq.ZMQError as e:
+                problem = f"could not send the broadcast: {e}"
+        for fut in futures:
+            if problem:
+                self.finish(fut, False, self._engine_error(fut, problem))
+            else:
+                fut.sent = True
 
     def send_request(self, fut, hub_timeout=HUB_TIMEOUT):
         """Send a registered ``fut`` (IO thread)."""
@@ -141,10 +155,29 @@ class Dispatcher:
             self.finish(fut, True, msg.content)
 
     def on_reply(self, frames):
-        """A reply from an engine on mux or control."""
+        """A reply from an engine on mux, task, broadcast or control."""
         msg = self.session.deserialize_or_drop(frames, "mux/control", log)
         if msg is None:
             return
+        if msg.msg_type == "coalesced_reply":
+            self._split_coalesced(msg)
+        else:
+            self._handle_reply(msg)
+
+    def _split_coalesced(self, msg):
+        """A BroadcastView's replies, gathered by the controller into one message."""
+        buffers = msg.buffers
+        start = 0
+        for sub in msg.content.get("replies", []):
+            n = sub.get("nbuffers", 0)
+            header = sub.get("header") or {}
+            self._handle_reply(Message(
+                idents=[], header=header, parent_header=sub.get("parent_header") or {},
+                metadata=sub.get("metadata") or {}, content=sub.get("content") or {},
+                buffers=buffers[start:start + n], msg_id=header.get("msg_id"), msg_type=header.get("msg_type")))
+            start += n
+
+    def _handle_reply(self, msg):
         fut = self.futures.get(msg.parent_header.get("msg_id"))
         if fut is None:
             log.debug("reply to unknown request %s dropped", msg.parent_header.get("msg_id"))

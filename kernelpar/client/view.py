@@ -19,11 +19,12 @@ from ..wire import serialize
 from ..wire.serialize import Reference
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult
-from .executor import ViewExecutor
 from .enginefuncs import USER_NAMESPACE, identity, map_chunk, update_namespace
+from .executor import ViewExecutor
 from .history import IdHistory
 from .imports import sync_imports
 from .remotefunction import ParallelFunction, RemoteFunction, getname
+
 
 class View:
     """What every view has: flags, bookkeeping, ``apply``, decorators, control wrappers.

@@ -19,6 +19,7 @@ import logging
 
 from ..wire import protocol
 from ..wire.connection import version_mismatch
+from ..wire.protocol import reply_type
 from ..wire.session import as_bytes, isoformat, new_id, pack, unpack
 from .heartmonitor import HeartMonitor
 from .queries import RecordQueries
@@ -38,10 +39,6 @@ REGISTRATION_PING_RETRY = 0.05
 _TASK_REPLIES = frozenset(("apply_reply", "execute_reply"))
 
 
-def _reply_type(request_type):
-    return request_type.rsplit("_request", 1)[0] + "_reply"
-
-
 class Hub:
     def __init__(self, session, outbox, call_later, versions, hb_period=1.0, max_missed=5, db=None,
                  ready_steps=READY_STEPS):
@@ -53,6 +50,9 @@ class Hub:
         self.registry = EngineRegistry(ready_steps)
         #: the load-balanced task channel (:class:`.taskqueue.TaskQueue`), when there is one
         self.tasks = None
+        #: handles the queue-monitor copies still waiting (set by the I/O edge, which reads
+        #: them in batches): queries see every task the asking client has seen answered
+        self.catch_up = lambda: None
         self.heart = HeartMonitor(max_missed)
         self.db = db if db is not None else DictDB()
         self.queries = RecordQueries(self.db, resubmit=self._resubmit, engine_uuid_of=self._engine_uuid_of)
@@ -71,13 +71,13 @@ class Hub:
         handler = getattr(self, "_on_" + msg.msg_type, None)
         if handler is None:
             log.warning("dropped unknown hub request %r", msg.msg_type)
-            self._reply(msg, _reply_type(msg.msg_type), {"status": "error", "reason": f"unknown request type {msg.msg_type!r}"})
+            self._reply(msg, reply_type(msg.msg_type), {"status": "error", "reason": f"unknown request type {msg.msg_type!r}"})
             return
         try:
             handler(msg)
         except Exception as e:
             log.exception("error handling %s", msg.msg_type)
-            self._reply(msg, _reply_type(msg.msg_type), {"status": "error", "reason": repr(e)})
+            self._reply(msg, reply_type(msg.msg_type), {"status": "error", "reason": repr(e)})
 
     def _reply(self, msg, msg_type, content, buffers=()):
         self.outbox.reply(msg.idents, msg_type, content, msg.header, buffers)
@@ -176,6 +176,7 @@ class Hub:
         self._reply(msg, "connection_reply", {"status": "ok", "engines": self._engines(), "versions": self.versions})
 
     def _on_queue_request(self, msg):
+        self.catch_up()
         targets = msg.content.get("targets")
         verbose = bool(msg.content.get("verbose"))
         status = {}
@@ -208,8 +209,9 @@ class Hub:
     # -- task records -------------------------------------------------------------
 
     def _on_record_query(self, msg):
+        self.catch_up()
         content, buffers = self.queries.handle(msg.msg_type, msg.content)
-        self._reply(msg, _reply_type(msg.msg_type), content, buffers)
+        self._reply(msg, reply_type(msg.msg_type), content, buffers)
 
     _on_db_request = _on_history_request = _on_result_request = _on_purge_request = _on_record_query
     _on_resubmit_request = _on_record_query

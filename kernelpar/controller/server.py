@@ -71,6 +71,7 @@ class ControllerServer:
         monitor = self._reader(zmq.SUB, hub.handle_monitor, "monitor", bind=False, batch_delay=MONITOR_BATCH_DELAY)
         monitor.sock.bind(MONITOR_URL)
         monitor.sock.subscribe(b"")
+        hub.catch_up = monitor.drain
         capture = self._reader(zmq.SUB, hub.handle_iopub, "capture", bind=False)
         capture.sock.bind(CAPTURE_URL)
         capture.sock.subscribe(b"")
@@ -98,6 +99,7 @@ class ControllerServer:
             client_port, engine_port = self.tasks.client_port, self.tasks.engine_port
         self.ports["task"] = client_port
         self.ports["engine_task"] = engine_port
+        self.ports["broadcast"] = self.tasks.broadcasts.port if self.tasks is not None else None
         device, client_port, engine_port = devices.iopub_proxy(self.ctx, self.binder, CAPTURE_URL, IOPUB_INPROC)
         self.ports["iopub"] = client_port
         self.ports["engine_iopub"] = engine_port
@@ -134,7 +136,8 @@ class ControllerServer:
             "task_scheme": self.scheme,
             "versions": self.hub.versions,
         }
-        client = dict(common, mux=self.ports["mux"], task=self.ports["task"], control=self.ports["control"],
+        client = dict(common, mux=self.ports["mux"], task=self.ports["task"], broadcast=self.ports["broadcast"],
+                      control=self.ports["control"],
                       iopub=self.ports["iopub"], notification=self.ports["notification"])
         engine = dict(common, mux=self.ports["engine_mux"], task=self.ports["engine_task"],
                       control=self.ports["engine_control"],

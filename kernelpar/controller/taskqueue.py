@@ -27,18 +27,16 @@ import numbers
 import zmq
 
 from ..wire import protocol
+from ..wire.protocol import reply_type
 from ..wire.session import isoformat, pack, unpack
 from ..wire.zmqtwisted import ZmqSocket
+from .broadcast import Broadcaster
 from .devices import unlimited
 from .scheduler import Assign, Deliver, Fail, Task, TaskScheduler
 
 log = logging.getLogger("kernelpar.controller")
 
 _RECORDED = ("header", "metadata", "content", "buffers")
-
-
-def _reply_type(msg_type):
-    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
 
 
 class FlagError(ValueError):
@@ -87,10 +85,12 @@ class TaskQueue:
         self.engine_port = binder.bind(self.engines.sock)
         self._replies = {}
         self._timer = self._timer_deadline = None
+        #: BroadcastView's fan-out, which sends its copies through this engine socket
+        self.broadcasts = Broadcaster(reactor, ctx, session, binder, hub, self.engines)
 
     @property
     def sockets(self):
-        return (self.clients, self.engines)
+        return (self.clients, self.engines, self.broadcasts.clients)
 
     # -- hub events ------------------------------------------------------------------
 
@@ -99,6 +99,7 @@ class TaskQueue:
 
     def engine_unregistered(self, uuid):
         self._carry_out(self.scheduler.remove_engine(uuid))
+        self.broadcasts.engine_gone(uuid)
 
     def note_outcome(self, msg_id, status, engine):
         """A direct task finished: tasks that depend on it may move."""
@@ -160,6 +161,9 @@ class TaskQueue:
                 self.hub.engine_step(engine, "task")
             return
         msg_id = msg.parent_header.get("msg_id")
+        if self.broadcasts.owns(msg_id):
+            self.broadcasts.on_reply(frames, msg, engine)
+            return
         try:
             metadata = unpack(msg.metadata)
             status = metadata.get("status") if isinstance(metadata, dict) else None
@@ -219,7 +223,7 @@ class TaskQueue:
         metadata = {"status": content["status"], "engine_id": engine_id, "engine_uuid": task.engine,
                     "started": None, "completed": completed, "iopub": 0}
         frames, reply_header = self.session.serialize(
-            _reply_type(header.get("msg_type", "apply_request")), content, parent=header, metadata=metadata,
+            reply_type(header.get("msg_type", "apply_request")), content, parent=header, metadata=metadata,
             idents=(client_id, protocol.HUB_ROUTING_ID))
         self.clients.send_multipart(frames)
         self.hub.db.update_record(task.msg_id, {

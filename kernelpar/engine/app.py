@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 
+from ..wire import shm
 from ..wire.connection import (
     connection_file,
     connection_info_from_env,
@@ -30,7 +31,6 @@ from ..wire.connection import (
     version_mismatch,
     versions,
 )
-from ..wire import shm
 from ..wire.session import new_id
 from .kernel import EngineShutdown, Kernel
 

@@ -49,7 +49,13 @@ import zmq
 
 from ..errors import wrap_exception
 from ..wire import shm
-from ..wire.serialize import serialize_object, set_user_namespace, unpack_apply, wrap_buffers
+from ..wire.protocol import reply_type
+from ..wire.serialize import (
+    serialize_object,
+    set_user_namespace,
+    unpack_apply,
+    wrap_buffers,
+)
 from ..wire.session import isoformat
 from .capture import Capture
 from .mailbox import Mailbox
@@ -88,11 +94,6 @@ class Request:
 
     def __repr__(self):
         return f"<Request {self.msg_type} {self.msg_id}>"
-
-
-def reply_type(msg_type):
-    """``apply_request`` -> ``apply_reply`` (anything else gets ``_reply`` appended)."""
-    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
 
 
 def make_user_module():

@@ -106,6 +106,11 @@ DEFAULT_HB_PERIOD_MS = 1000
 DEFAULT_HB_MAX_MISSED = 5
 
 
+def reply_type(msg_type):
+    """``apply_request`` -> ``apply_reply`` (anything else gets ``_reply`` appended)."""
+    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
+
+
 def engine_silence_limit(hb_period):
     """Seconds without a ping after which an engine decides the controller is gone."""
     return max(ENGINE_EXIT_MIN_SECONDS, ENGINE_EXIT_PERIODS * hb_period)

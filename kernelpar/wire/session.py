@@ -126,12 +126,16 @@ class Session:
         """
         header = header or self.header(msg_type)
         parts = [pack(header), pack(parent or {}), pack(metadata or {}), pack(content or {})]
+        return self.frames_of(parts, buffers, idents), header
+
+    def frames_of(self, parts, buffers=(), idents=()):
+        """Sign the four JSON ``parts`` (header, parent, metadata, content) into frames."""
         frames = list(idents)
         frames.append(DELIM)
         frames.append(self.sign(parts))
         frames.extend(parts)
         frames.extend(buffers)
-        return frames, header
+        return frames
 
     def deserialize(self, frames, lazy=False):
         """Parse a full frame list (routing ids first) into a :class:`Message`.

@@ -112,6 +112,13 @@ class ZmqSocket:
         self._pending_drain = None
         self._drain()
 
+    def drain(self):
+        """Handle every message waiting now (for a socket read in batches: catch up at once)."""
+        if self._pending_drain is not None and self._pending_drain.active():
+            self._pending_drain.cancel()
+        self._pending_drain = None
+        self._drain()
+
     def _drain(self):
         handled = 0
         while self.sock is not None:

@@ -1,0 +1,81 @@
+"""Task records on a real hub: queries, results from another client, resubmission,
+purging, and SQLite records that outlive the controller."""
+
+import datetime
+import os
+
+import pytest
+
+import kernelpar as ipp
+
+TIMEOUT = 30
+
+
+def test_db_query_history_and_result_status(rc):
+    ar = rc[0].apply_async(lambda: 41 + 1)
+    ar.get(TIMEOUT)
+    msg_id = ar.msg_ids[0]
+    assert msg_id in rc.hub_history()
+    [record] = rc.db_query({"msg_id": msg_id}, keys=["msg_id", "completed", "engine_uuid", "queue"])
+    assert record["queue"] == "mux" and record["engine_uuid"] == rc._dispatcher.engines[0]
+    assert isinstance(record["completed"], datetime.datetime) and record["completed"].tzinfo is not None
+    since = record["completed"] - datetime.timedelta(seconds=1)
+    assert msg_id in [r["msg_id"] for r in rc.db_query({"completed": {"$gt": since}}, keys=["msg_id"])]
+    assert msg_id not in [r["msg_id"] for r in rc.db_query({"completed": {"$lt": since}}, keys=["msg_id"])]
+    lb = rc.load_balanced_view().apply_async(os.getpid)
+    lb.get(TIMEOUT)
+    [lb_record] = rc.db_query({"msg_id": lb.msg_ids[0]}, keys=["queue", "engine_uuid"])
+    assert lb_record["queue"] == "task" and lb_record["engine_uuid"] in rc._dispatcher.engines.values()
+    assert rc.result_status([msg_id])["completed"] == [msg_id]
+
+
+def test_a_bad_query_is_a_clear_error_and_the_hub_keeps_serving(rc):
+    with pytest.raises(ipp.RemoteError, match=r"\$nope"):
+        rc.db_query({"msg_id": {"$nope": 1}})
+    with pytest.raises(ipp.RemoteError):
+        rc.db_query({"no_such_key": 1})
+    assert rc[0].apply_sync(lambda: "still serving") == "still serving"
+
+
+def test_get_result_from_a_second_client_and_resubmit(rc, cluster):
+    ar = rc.load_balanced_view().apply_async(lambda x: x * 3, 14)
+    assert ar.get(TIMEOUT) == 42
+    other = cluster.connect_client_sync()
+    try:
+        hub_ar = other.get_result(ar.msg_ids[0])
+        assert isinstance(hub_ar, ipp.AsyncHubResult) and hub_ar.get(TIMEOUT) == 42
+        again = other.resubmit(ar.msg_ids[0])
+        assert again.get(TIMEOUT) == [42]
+        assert again.msg_ids[0] != ar.msg_ids[0]
+    finally:
+        other.close()
+
+
+def test_purge(rc):
+    ar = rc[1].apply_async(lambda: "purge me")
+    ar.get(TIMEOUT)
+    rc.purge_hub_results(ar.msg_ids)
+    assert rc.db_query({"msg_id": ar.msg_ids[0]}) == []
+    rc.purge_local_results(ar)
+    assert ar.msg_ids[0] not in rc.results
+
+
+def test_sqlite_records_survive_a_controller_restart(tmp_path):
+    profile = str(tmp_path / "profile_sqlite")
+    args = ["--sqlitedb", "--reuse", "--ping", "200"]
+    with ipp.Cluster(n=1, profile_dir=profile, controller_args=args) as rc:
+        rc.wait_for_engines(1, timeout=TIMEOUT)
+        ar = rc.load_balanced_view().apply_async(lambda: "kept")
+        assert ar.get(TIMEOUT) == "kept"
+        msg_id = ar.msg_ids[0]
+    restarted = ipp.Cluster(n=0, profile_dir=profile, controller_args=args)
+    restarted.start_controller_sync()
+    try:
+        rc = restarted.connect_client_sync()
+        assert msg_id in rc.hub_history()
+        assert rc.get_result(msg_id).get(TIMEOUT) == "kept"
+        [record] = rc.db_query({"msg_id": msg_id}, keys=["queue"])
+        assert record["queue"] == "task"
+        rc.close()
+    finally:
+        restarted.stop_cluster_sync()
