@@ -93,6 +93,22 @@ def test_an_engine_whose_queues_are_ready_is_pinged_at_once(hub):
     assert hub.outbox_.notes == [("registration_notification", {"id": 0, "uuid": "u0"})]
 
 
+def test_with_a_task_channel_the_ping_comes_once_every_queue_is_ready():
+    outbox, clock = Outbox(), Clock()
+    hub = Hub(Session(KEY), outbox, clock, connection.versions(), ready_steps={"mux", "control", "task", "heart"})
+    hub.outbox_ = outbox
+    register(hub, "u0")
+    engine = Session(KEY, session="u0")
+    for topic in (b"out", b"outcontrol"):
+        frames, _ = engine.serialize("engine_ready", {}, idents=[protocol.HUB_ROUTING_ID, b"u0"])
+        hub.handle_monitor([topic] + frames)
+    assert outbox.pings == []
+    hub.engine_step("u0", "task")
+    assert outbox.pings == [0]
+    hub.handle_pong([b"u0", b"0"])
+    assert outbox.notes == [("registration_notification", {"id": 0, "uuid": "u0"})]
+
+
 def test_ids_are_never_reused_and_requested_ids_are_honoured(hub):
     register(hub, "u0")
     make_ready(hub, "u0")

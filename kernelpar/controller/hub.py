@@ -113,7 +113,7 @@ class Hub:
         rec = self.registry.mark(uuid, step)
         if rec is None:
             pending = self.registry.get(uuid)
-            if pending is not None and not pending.registered and pending.seen == {"mux", "control"}:
+            if pending is not None and not pending.registered and pending.seen == pending.needs - {"heart"}:
                 # its heart is connected by now: ping at once rather than wait up to a period
                 self.outbox.ping(self.heart.beat)
                 self.call_later(REGISTRATION_PING_RETRY, self._ping_if_pending, uuid)
