@@ -1011,3 +1011,19 @@ def test_requirement_location():
     together.resolve("ok", "B")
     assert together.verdict == IMPOSSIBLE
     assert "different engines" in together.why_impossible("follow")
+
+
+def test_outcomes_are_bounded_and_older_ones_come_from_the_records():
+    records = {}
+    c = Cluster(outcome_of=records.get)
+    c.sched.outcomes_kept = 3
+    for i in range(5):
+        c.submit(f"t{i}")
+        c.finish(f"t{i}")
+        records[f"t{i}"] = ("ok", c.ran_on[f"t{i}"][0])
+    assert len(c.sched._outcomes) == 3
+    # t0 is forgotten by the scheduler, still known to the records
+    assert c.submit("late", follow=dep("t0")) == [("assign", "late", records["t0"][1])]
+    del records["t1"]
+    assert c.submit("lost", after=dep("t1")) == [("fail", "lost", "InvalidDependency")]
+    assert "sqlitedb" in c.last[0].evalue

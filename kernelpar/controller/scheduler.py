@@ -161,6 +161,10 @@ _FINAL_STATUS = {"ok": "ok", "error": "error", "aborted": "error"}
 class TaskScheduler:
     """Decides where and when load-balanced tasks run; see the module docstring."""
 
+    #: outcomes of finished tasks remembered here for dependencies (~180 bytes each);
+    #: older ones are looked up with ``outcome_of`` (the hub's records)
+    outcomes_kept = 20_000
+
     def __init__(self, scheme="leastload", hwm=1, clock=time.monotonic, rng=None,
                  outcome_of=None):
         if scheme not in SCHEMES:
@@ -178,7 +182,7 @@ class TaskScheduler:
         self._engines = {}  # uuid -> _Engine, registered engines only
         self._room = set()  # uuids of engines with fewer than hwm tasks outstanding
         self._tasks = {}  # msg_id -> Task not yet done
-        self._outcomes = {}  # msg_id -> ("ok"|"error", engine or None) of tasks done here
+        self._outcomes = {}  # msg_id -> ("ok"|"error", engine or None) of the last tasks done here
         self._waiting = 0
         self._open = deque()  # (seq, ticket, task): ready tasks any engine may run
         self._roaming = {}  # queued tasks any engine may run but those in task.tried
@@ -518,7 +522,11 @@ class TaskScheduler:
         """Forget a done task but for its outcome, and pass that on to its dependents."""
         msg_id = task.msg_id
         del self._tasks[msg_id]
-        self._outcomes[msg_id] = (status, engine)
+        outcomes = self._outcomes
+        outcomes[msg_id] = (status, engine)
+        if len(outcomes) > self.outcomes_kept:
+            # bounded memory: older outcomes are the hub's records' business (outcome_of)
+            del outcomes[next(iter(outcomes))]
         self._roaming.pop(task, None)
         self._deps.detach(task)
         for e in task.pins:

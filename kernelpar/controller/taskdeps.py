@@ -174,7 +174,8 @@ class DependencyIndex:
         outcomes = {i: outcome_of(i) for i in ids}
         unknown = sorted(i for i, outcome in outcomes.items() if outcome is None)
         if unknown:
-            return f"depends on tasks unknown to the cluster: {unknown}"
+            return (f"depends on tasks unknown to the cluster: {unknown} (or finished so long ago that "
+                    "neither the scheduler nor the task records remember them: see --sqlitedb)")
         if after:
             task.after_req = Requirement(*after, locates=False)
         if follow:

@@ -23,6 +23,7 @@ engine-facing socket are registration steps for the hub.
 
 import logging
 import numbers
+import sys
 
 import zmq
 
@@ -155,7 +156,8 @@ class TaskQueue:
         msg = self.session.deserialize_or_drop(frames, "task (engine side)", log, lazy=True)
         if msg is None or len(msg.idents) < 2:
             return
-        engine = msg.idents[0].decode(errors="replace")
+        # interned: the scheduler keeps an engine name per finished task
+        engine = sys.intern(msg.idents[0].decode(errors="replace"))
         if msg.idents[1] == protocol.HUB_ROUTING_ID:
             if msg.msg_type == "engine_ready":
                 self.hub.engine_step(engine, "task")

@@ -14,13 +14,17 @@ Channels (controller socket type; peers)::
     notification   PUB      hub            -> client SUB (subscribes b"")
     mux            ROUTER|ROUTER monitored queue (C thread):  client DEALER -> engine DEALER
     control        ROUTER|ROUTER monitored queue (C thread):  client DEALER -> engine DEALER
+    task           ROUTER (clients) and ROUTER (engines), the scheduler's, on the reactor
+                   (scheme 'pure': ROUTER|DEALER monitored queue in C, topics intask/outtask)
+    broadcast      ROUTER   (clients); copies go out through the engine-side task ROUTER
     iopub          XSUB(engine side)|XPUB(client side) proxy (C thread), capture -> hub
                    engine XPUB (connects) -> client SUB (subscribes to its session id)
     hb_ping        PUB      hub            -> engine heart SUB (C forwarder) and engine IO SUB
     hb_pong        ROUTER   hub            <- engine heart DEALER (identity = uuid)
 
-``mux`` and ``control`` have a client-side and an engine-side port (``mux`` in the client
-file is the client-facing one, ``mux`` in the engine file the engine-facing one).
+``mux``, ``control`` and ``task`` have a client-side and an engine-side port (``mux`` in
+the client file is the client-facing one, ``mux`` in the engine file the engine-facing
+one).  The client file also names ``task_scheme`` and ``broadcast`` (None with 'pure').
 
 Direct (mux/control) routing: a client DEALER sends ``[engine_uuid, <IDS|MSG>, ...]``.
 The queue's client-facing ROUTER prepends the client's identity, swaps the two
@@ -37,7 +41,7 @@ Registration (engine, on ``registration``):
   versions}`` or ``{status: "error", reason}`` (version mismatch, id taken).
 * The engine then connects mux, control, iopub and its heart, waits until its iopub XPUB
   has received the first subscription (so output is not lost), and sends ``engine_ready``
-  ``{id}`` once on mux and once on control, addressed to the routing id ``b"hub"``
+  ``{id}`` once on mux, task and control, addressed to the routing id ``b"hub"``
   (the queue drops it, the hub sees it on the monitor).  When the hub has seen both
   readies and one heartbeat, the engine is registered: ``registration_notification``
   ``{id, uuid}`` goes out on ``notification``.
@@ -72,6 +76,30 @@ Execution (client -> engine on mux):
 * ``engine_info`` in errors: ``{engine_id, engine_uuid, method: "apply"|"execute"}``.
 * After a failed ``execute_request``, requests already queued on that engine are
   answered ``aborted`` (stop on error).
+
+Load-balanced tasks (client -> scheduler on task, see :mod:`kernelpar.controller.taskqueue`):
+``apply_request`` without an engine routing id; scheduling flags in the metadata
+(``after``/``follow`` as ``Dependency.as_dict()``, ``timeout`` s, ``retries``, ``targets``
+[engine uuids]).  Replies reach the client as ``[engine_uuid, <IDS|MSG>, ...]``; failures
+the scheduler decides (``ImpossibleDependency``, ``InvalidDependency``, ``TaskTimeout``,
+``EngineError``, ``status: aborted``) are replies signed by the controller.  The hub's
+``task_abort_request {msg_ids}`` aborts tasks still waiting there and forwards an
+``abort_request`` to the engines holding the others.
+
+Broadcasts (client -> controller on broadcast, see :mod:`kernelpar.controller.broadcast`):
+one request with ``{targets: [uuids], msg_ids: [one per target], is_coalescing}`` in its
+metadata; each engine gets a re-signed copy with its msg_id.  Replies come one per engine,
+or as one ``coalesced_reply {replies: [{header, parent_header, metadata, content,
+nbuffers}, ...]}`` followed by every reply's buffers.
+
+Large buffers: a message whose metadata has ``shm: [[index, name, nbytes], ...]`` carries
+empty placeholder frames at those indices; the data is in ``/dev/shm/<name>``
+(:mod:`kernelpar.wire.shm`), used only between processes that found each other's marker.
+
+Task records (client -> hub on registration): ``db_request {query, keys}``,
+``history_request``, ``result_request {msg_ids, status_only}``, ``resubmit_request
+{msg_ids}``, ``purge_request {msg_ids | "all", engine_ids}`` (see
+:mod:`kernelpar.controller.queries`).
 
 Control (client -> engine on control, handled at once by the engine's IO thread):
 ``abort_request {msg_ids: [...] | null}`` (null: everything queued; queued requests
