@@ -507,10 +507,14 @@ class Cluster:
         # Engines first: they unregister from a live controller and exit at once; while a
         # controller that is already gone makes them wait out their socket linger (~1 s).
         # Both SIGTERM graces come out of one budget, so that even processes that ignore
-        # SIGTERM are SIGKILLed and gone within STOP_DEADLINE.
-        deadline = time.monotonic() + STOP_DEADLINE
+        # SIGTERM are SIGKILLed and gone within STOP_DEADLINE.  Many engines per core need
+        # longer to exit by themselves (each runs its exit handlers): the engines' grace
+        # grows with that ratio, so they are not SIGKILLed while exiting cleanly.
+        n_engines = sum(getattr(s, "n", 1) for s in self.engines.values())
+        engine_grace = ENGINE_TERM_GRACE * max(1.0, n_engines / (2 * _cpu_count()))
+        deadline = time.monotonic() + STOP_DEADLINE + engine_grace - ENGINE_TERM_GRACE
         ipcluster = asyncio.ensure_future(self._stop_ipcluster())
-        await self._stop_engine_sets(list(self.engines), ENGINE_TERM_GRACE)
+        await self._stop_engine_sets(list(self.engines), engine_grace)
         await self._stop_controller(max(0.1, deadline - time.monotonic()))
         await ipcluster
         self.remove_cluster_file()
