@@ -175,6 +175,15 @@ class Client(HubQueries):
 
     # -- building requests (caller's thread) ------------------------------------------
 
+    def _next_task_id(self, view_history):
+        """The next task msg_id, noted in the client's history (and the view's)."""
+        with self._submit_lock:
+            n = next(self._task_counter)
+            self.history.append_number(n)
+            if view_history is not None:
+                view_history.append_number(n)
+        return f"{self._task_prefix}{n}"
+
     def _task_future(self, kind, msg_type, eid, uuid, content, buffers, track, label, view_history,
                      scheduling=None):
         """A task's future, signed and ready; nothing is registered until ``_send``.
@@ -182,12 +191,7 @@ class Client(HubQueries):
         ``uuid`` None means load-balanced: the task goes to the scheduler on the task
         channel, with the ``scheduling`` flags in its metadata.
         """
-        with self._submit_lock:
-            n = next(self._task_counter)
-            self.history.append_number(n)
-            if view_history is not None:
-                view_history.append_number(n)
-        msg_id = f"{self._task_prefix}{n}"
+        msg_id = self._next_task_id(view_history)
         header = self.session.header(msg_type, msg_id)
         md = Metadata(msg_id=msg_id, submitted=parse_date(header["date"]), engine_id=eid, engine_uuid=uuid, label=label)
         metadata = dict(scheduling) if scheduling else {}
@@ -211,12 +215,7 @@ class Client(HubQueries):
         buffers, shared, handle = shm.export_for(buffers, peers, unlinker_pid=os.getpid())
         futures = []
         for eid, uuid in pairs:
-            with self._submit_lock:
-                n = next(self._task_counter)
-                self.history.append_number(n)
-                if view_history is not None:
-                    view_history.append_number(n)
-            msg_id = f"{self._task_prefix}{n}"
+            msg_id = self._next_task_id(view_history)
             md = Metadata(msg_id=msg_id, submitted=utcnow(), engine_id=eid, engine_uuid=uuid, label=label)
             futures.append(MessageFuture(msg_id, kind, msg_type, "broadcast", None, eid, uuid, md))
         metadata = {"targets": [uuid for _, uuid in pairs], "msg_ids": [f.msg_id for f in futures],
@@ -420,10 +419,10 @@ class Client(HubQueries):
                     raise TypeError(f"Expected msg_id (str) or AsyncResult, got {job!r}")
             # load-balanced tasks may still wait in the scheduler, which knows where the others are
             futures = self._dispatcher.futures
-            balanced = [m for m in msg_ids if getattr(futures.get(m), "channel", None) == "task"]
+            balanced = {m for m in msg_ids if getattr(futures.get(m), "channel", None) == "task"}
             if balanced:
-                self._hub_request("task_abort_request", {"msg_ids": balanced})
-                msg_ids = [m for m in msg_ids if m not in set(balanced)]
+                self._hub_request("task_abort_request", {"msg_ids": sorted(balanced)})
+                msg_ids = [m for m in msg_ids if m not in balanced]
                 if not msg_ids:
                     return None
         return self._control("abort_request", {"msg_ids": msg_ids}, targets, block)

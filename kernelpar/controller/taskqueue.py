@@ -144,13 +144,12 @@ class TaskQueue:
         self.hub.record_submission(msg, None, client_id, "task")
         try:
             metadata = unpack(msg.metadata)
-            targets, after, follow, timeout, retries = parse_flags(metadata if isinstance(metadata, dict) else {})
-        except (FlagError, ValueError) as e:
-            self._fail(Task(msg.msg_id, payload), type(e).__name__ if not isinstance(e, FlagError) else "ValueError",
-                       str(e))
+            task = Task(msg.msg_id, payload, *parse_flags(metadata if isinstance(metadata, dict) else {}))
+            decisions = self.scheduler.submit(task)
+        except ValueError as e:  # bad flags, undecodable metadata, a msg_id submitted twice
+            self._fail(Task(msg.msg_id, payload), "ValueError", str(e))
             return
-        task = Task(msg.msg_id, payload, targets, after, follow, timeout, retries)
-        self._carry_out(self.scheduler.submit(task))
+        self._carry_out(decisions)
 
     def _on_engine(self, frames):
         msg = self.session.deserialize_or_drop(frames, "task (engine side)", log, lazy=True)
