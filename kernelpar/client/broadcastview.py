@@ -11,7 +11,9 @@ the client receives one message per call instead of one per engine.  ``scatter``
 messages (ipyparallel's are never coalescing either).
 """
 
+from ..wire.protocol import execute_content
 from ..wire.serialize import pack_apply
+from .asyncresult import AsyncResult
 from .remotefunction import getname
 from .view import DirectView
 
@@ -26,29 +28,22 @@ class BroadcastView(DirectView):
     def __repr__(self):
         return f"<BroadcastView {self.targets}{' coalescing' if self.is_coalescing else ''}>"
 
-    def _broadcast(self, kind, msg_type, targets, content, buffers, block, fname):
+    def _broadcast(self, kind, msg_type, targets, content, buffers, fname):
         pairs, single = self.client._resolve_targets(self.targets if targets is None else targets)
         futures, frames = self.client._broadcast(kind, msg_type, pairs, content, buffers, self.is_coalescing,
                                                  self.label, self.history)
-        ar = self._result(futures, single, fname)
+        ar = AsyncResult(self.client, futures[0] if single else futures, fname=fname)
         self.client._send_broadcast(futures, frames)
         return ar
 
-    def _result(self, futures, single, fname):
-        from .asyncresult import AsyncResult
-
-        return AsyncResult(self.client, futures[0] if single else futures, fname=fname)
-
     def _really_apply(self, f, args=(), kwargs=None, targets=None, block=None, track=None, fname=None):
         block = self.block if block is None else block
-        ar = self._broadcast("apply", "apply_request", targets, None, pack_apply(f, args, kwargs or {}), block,
+        ar = self._broadcast("apply", "apply_request", targets, None, pack_apply(f, args, kwargs or {}),
                              fname or getname(f))
         return self._finish(ar, block)
 
     def execute(self, code, silent=True, targets=None, block=None):
         block = self.block if block is None else block
-        content = {"code": code, "silent": bool(silent), "store_history": not silent, "user_expressions": {},
-                   "allow_stdin": False}
-        ar = self._broadcast("execute", "execute_request", targets, content, (), block, "execute")
+        ar = self._broadcast("execute", "execute_request", targets, execute_content(code, silent), (), "execute")
         self._finish(ar, block)
         return ar

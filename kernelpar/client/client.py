@@ -24,6 +24,7 @@ import zmq
 
 from .. import errors
 from ..wire import connection, shm
+from ..wire.protocol import execute_content
 from ..wire.serialize import pack_apply
 from ..wire.session import Session, parse_date, utcnow
 from . import connect
@@ -263,8 +264,7 @@ class Client(HubQueries):
         return futures
 
     def _execute_futures(self, pairs, code, silent=True, label=None, view_history=None):
-        content = {"code": code, "silent": bool(silent), "store_history": not silent,
-                   "user_expressions": {}, "allow_stdin": False}
+        content = execute_content(code, silent)
         return [self._task_future("execute", "execute_request", eid, uuid, content, (), False, label, view_history)
                 for eid, uuid in pairs]
 

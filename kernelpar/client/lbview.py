@@ -23,7 +23,6 @@ import numbers
 import threading
 from collections import deque
 
-from .. import errors
 from . import partition
 from .asyncresult import AsyncMapResult
 from .dependency import as_dependency_dict
@@ -273,5 +272,3 @@ class LazyMapIterator:
             return ar.get(return_exceptions=True)
         return ar.get()
 
-
-__all__ = ["LazyMapIterator", "LoadBalancedView", "errors"]

@@ -134,6 +134,12 @@ DEFAULT_HB_PERIOD_MS = 1000
 DEFAULT_HB_MAX_MISSED = 5
 
 
+def execute_content(code, silent=True):
+    """The content of an ``execute_request`` for ``code``."""
+    return {"code": code, "silent": bool(silent), "store_history": not silent, "user_expressions": {},
+            "allow_stdin": False}
+
+
 def reply_type(msg_type):
     """``apply_request`` -> ``apply_reply`` (anything else gets ``_reply`` appended)."""
     return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
