@@ -118,12 +118,20 @@ class RemoteError(KernelError):
 
 
 class AlreadyDisplayedError(RemoteError):
+    """Ends a call whose ``n`` remote tracebacks were already shown as they happened."""
+
     def __init__(self, n):
         self.n = n
-        KernelError.__init__(self, n)
+        RemoteError.__init__(self, "AlreadyDisplayedError", f"{n} errors", f"{n} errors")
 
     def __str__(self):
         return f"{self.n} errors"
+
+    def render_traceback(self):
+        return [str(self)]
+
+    def __reduce__(self):
+        return type(self), (self.n,)
 
 
 class CompositeError(RemoteError):
@@ -178,6 +186,14 @@ class CompositeError(RemoteError):
     def raise_exception(self, excid=0):
         ename, evalue, tb, info = self._get(excid)
         raise RemoteError(ename, evalue, tb, info)
+
+
+def composite_entry(exc):
+    """``exc`` as an entry of a CompositeError: itself if remote, else a 4-tuple
+    ``(ename, evalue, traceback, engine_info)`` (an EngineError, a TaskAborted...)."""
+    if isinstance(exc, RemoteError):
+        return exc
+    return (type(exc).__name__, str(exc), "", getattr(exc, "engine_info", None) or {})
 
 
 def _flatten(elist):

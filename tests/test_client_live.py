@@ -127,7 +127,7 @@ def test_numpy_scatter_gather_zero_copy(dv):
         times.append(time.perf_counter() - t0)
     np.testing.assert_array_equal(a, b)
     # functions defined in a test module keep their own globals unless marked interactive
-    assert dv.apply(ipp.interactive(lambda: (x.shape, x.dtype.name))) == [((5_000_000,), "float64")] * 2
+    assert dv.apply(ipp.interactive(lambda: (x.shape, x.dtype.name))) == [((5_000_000,), "float64")] * 2  # noqa: F821
     print(f"scatter+gather 10M float64: best {min(times):.3f} s")
 
 
@@ -414,3 +414,20 @@ def test_received_arrays_are_writable_on_both_sides(rc):
     got = view.pull("arr", block=True)
     got[0] = 5.0
     assert got.flags.writeable and got[0] == 5.0
+
+
+def test_many_threads_sending_at_once(rc):
+    # every thread sends on the client's sockets itself (under the client's socket lock)
+    import concurrent.futures
+
+    lview = rc.load_balanced_view()
+
+    def work(t):
+        ars = [rc[i % 2].apply_async(lambda x: x * 2, t * 1000 + i) for i in range(100)]
+        ars += [lview.apply_async(lambda x: -x, t * 1000 + i) for i in range(100)]
+        return [ar.get(30) for ar in ars]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for t, got in enumerate(results):
+        assert got == [(t * 1000 + i) * 2 for i in range(100)] + [-(t * 1000 + i) for i in range(100)]

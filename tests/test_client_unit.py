@@ -178,7 +178,7 @@ def _request(w, n, kind="apply", eid=0):
     fut.header = header
     w.d.register(fut)
     w.d.outstanding.add(fut.msg_id)
-    w.d.send_request(fut)
+    w.d.send_task(fut)
     return fut
 
 

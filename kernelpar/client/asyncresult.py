@@ -12,29 +12,35 @@ task's exception: a ``RemoteError`` with ``engine_info``, an ``EngineError``, a
 Memory: on resolution the owner removes its msg_ids from ``client.results`` and
 ``client.metadata``, so a client that runs many tasks and keeps none of their results
 stays flat.  Output (``stdout``, ``outputs``, ...) lives in each task's ``Metadata``.
+
+Live output: inside ``with ar.stream_output():`` a background thread watches the tasks'
+``Metadata`` (which the IO thread fills as iopub messages arrive) and prints what is new
+every :data:`STREAM_INTERVAL` seconds: ``[stdout:N] ...`` / ``[stderr:N] ...`` by whole
+lines, ``[output:N]`` before rich displays, and each failed task's traceback (headed
+``[N:method]``) on stderr as soon as that task ends.  Lines rewritten with ``\\r``
+(progress bars) are shown in place on a terminal or in a notebook, else once finished.
 """
 
+import logging
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError, as_completed
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager
 from datetime import datetime
 
 from .. import errors
 from ..wire.session import utcnow
 from . import display, partition
 from .futures import METADATA_KEYS, MessageFuture
+from .streaming import OutputStreamer
+
+log = logging.getLogger("kernelpar.client")
+
 
 
 def _none_if_negative(timeout):
     return None if timeout is not None and timeout < 0 else timeout
-
-
-def _as_exception_tuple(exc):
-    """A non-remote exception (EngineError, TaskAborted, ...) as a CompositeError entry."""
-    if isinstance(exc, errors.RemoteError):
-        return exc
-    return (type(exc).__name__, str(exc), "", getattr(exc, "engine_info", None) or {})
 
 
 def _fresh(exc):
@@ -52,7 +58,7 @@ def _child_result(child):
 
 def composite(fname, exceptions):
     return errors.CompositeError(
-        f"one or more exceptions from call to method: {fname}", [_as_exception_tuple(e) for e in exceptions]
+        f"one or more exceptions from call to method: {fname}", [errors.composite_entry(e) for e in exceptions]
     )
 
 
@@ -254,6 +260,23 @@ class AsyncResult(Future):
         """Print the collected output: ``[stdout:N]``, ``[stderr:N]``, ``Out[N:count]:``."""
         self._check_ready()
         display.display_outputs(self._metadata, groupby=groupby, result_only=result_only)
+
+    @contextmanager
+    def stream_output(self):
+        """Context manager: print the tasks' output live while the block runs.
+
+        ``with ar.stream_output(): ar.wait()`` shows ``[stdout:N] line`` as engines print,
+        rich displays (``[output:N]``) and the traceback of each task that fails, as it
+        fails.  Leaving the block prints whatever arrived and was not shown yet, including
+        an unfinished last line.  Execute results (``Out[N:count]``) are not streamed:
+        ``display_outputs(result_only=True)`` shows them afterwards.
+        """
+        streamer = OutputStreamer(self)
+        streamer.start()
+        try:
+            yield self
+        finally:
+            streamer.stop()
 
     # -- timing ----------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ both sides) and the engine table is filled from the reply.  A controller that do
 answer within ``timeout`` gives ``TimeoutError("Hub connection request timed out")``.
 
 Every request is built in the caller's thread (serialized, signed, given a
-:class:`~.futures.MessageFuture`), then handed to the IO thread, which alone owns the
-sockets.  Task msg_ids are ``<session>_<n>`` from one counter, which is what lets
+:class:`~.futures.MessageFuture`) and sent from there (hub requests, whose timeouts are
+IO-thread timers, go through the IO thread); replies are received by the IO thread
+(:mod:`.ioloop`).  Task msg_ids are ``<session>_<n>`` from one counter, which is what lets
 :class:`~.history.IdHistory` keep ``history`` compact.
 """
 
@@ -16,6 +17,7 @@ import concurrent.futures
 import itertools
 import numbers
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -85,6 +87,8 @@ class Client(HubQueries):
         except BaseException:
             self.close()
             raise
+        if "IPython" in sys.modules:  # never import IPython: only register magics inside a running one
+            _activate_magics_in_ipython(self)
 
     def _start_io(self, info, context):
         ident = self.session.session.encode("ascii")
@@ -168,11 +172,9 @@ class Client(HubQueries):
                 outstanding.add(fut.msg_id)
                 metadata[fut.msg_id] = fut.metadata
             register(fut)
-        send = self._dispatcher.send_request
-        if len(futures) == 1:
-            self._loop.submit(send, futures[0])
-        else:
-            self._loop.submit(_send_all, send, futures)
+        send = self._dispatcher.send_task
+        for fut in futures:
+            send(fut)
 
     # -- building requests (caller's thread) ------------------------------------------
 
@@ -235,7 +237,7 @@ class Client(HubQueries):
             self.outstanding.add(fut.msg_id)
             self.metadata[fut.msg_id] = fut.metadata
             self._dispatcher.register(fut)
-        self._loop.submit(self._dispatcher.send_broadcast, futures, frames)
+        self._dispatcher.send_broadcast(futures, frames)
 
     def _lb_future(self, f, args, kwargs, scheduling, track=False, label=None, view_history=None):
         """A load-balanced apply's future (see :mod:`.lbview`)."""
@@ -355,6 +357,14 @@ class Client(HubQueries):
     def load_balanced_view(self, targets=None, **kwargs):
         """A LoadBalancedView: the controller's scheduler places each task (``targets`` restricts it)."""
         return LoadBalancedView(self, targets, **kwargs)
+
+    def activate(self, targets="all", suffix=""):
+        """Register the parallel magics (``%px``...) on a new blocking DirectView of ``targets``
+        (names get ``suffix``: ``%px0``...); return that view."""
+        view = self.direct_view(targets)
+        view.block = True
+        view.activate(suffix)
+        return view
 
     def executor(self, targets=None):
         """A PEP 3148 executor over a load-balanced view (``targets`` restricts it)."""
@@ -522,6 +532,11 @@ def _release_when_done(handle, futures):
         fut.add_done_callback(one_done)
 
 
-def _send_all(send, futures):
-    for fut in futures:
-        send(fut)
+def _activate_magics_in_ipython(client):
+    """The first client created inside IPython registers ``%px`` & co. (never fatal)."""
+    try:
+        from .magics import activate_first_client
+
+        activate_first_client(client)
+    except Exception as e:
+        warnings.warn(f"could not register the parallel magics: {e}", stacklevel=3)

@@ -67,12 +67,12 @@ class Dispatcher:
         self.futures[fut.msg_id] = fut
 
     def send_broadcast(self, futures, frames):
-        """Send one broadcast message for the registered ``futures`` of its copies (IO thread)."""
+        """Send one broadcast message for the registered ``futures`` of its copies (any thread)."""
         problem = self.hub_stopped and "The controller has shut down; the broadcast was not sent"
         if not problem:
             try:
                 self.loop.send("broadcast", frames)
-            except zmq.ZMQError as e:
+            except (zmq.ZMQError, RuntimeError) as e:
                 problem = f"could not send the broadcast: {e}"
         for fut in futures:
             if problem:
@@ -81,20 +81,31 @@ class Dispatcher:
                 fut.sent = True
 
     def send_request(self, fut, hub_timeout=HUB_TIMEOUT):
-        """Send a registered ``fut`` (IO thread)."""
+        """Send a registered hub request with its timeout (IO thread: timers live there)."""
         if fut.done():  # failed before it could be sent (e.g. the client closed)
             return
-        if fut.kind == "hub":
-            if hub_timeout is not None and hub_timeout >= 0:
-                self.loop.call_later(hub_timeout, self._hub_timeout, fut)
-        else:
-            problem = self._unreachable(fut) if fut.engine_uuid is not None else self._hub_gone(fut)
-            if problem is not None:
-                self.finish(fut, False, problem)
-                return
+        if hub_timeout is not None and hub_timeout >= 0:
+            self.loop.call_later(hub_timeout, self._hub_timeout, fut)
+        self._transmit(fut)
+
+    def send_task(self, fut):
+        """Send a registered task or control request (any thread: the caller's, normally).
+
+        Registered first, checked after: an engine that dies meanwhile is seen either
+        here or by :meth:`_fail_engine_requests`, which finds the future registered.
+        """
+        if fut.done():
+            return
+        problem = self._unreachable(fut) if fut.engine_uuid is not None else self._hub_gone(fut)
+        if problem is not None:
+            self.finish(fut, False, problem)
+            return
+        self._transmit(fut)
+
+    def _transmit(self, fut):
         try:
             fut.tracker = self.loop.send(fut.channel, fut.frames, track=fut.track)
-        except zmq.ZMQError as e:  # never leave a caller waiting for a message that did not go out
+        except (zmq.ZMQError, RuntimeError) as e:  # never leave a caller waiting for a message that did not go out
             self.finish(fut, False, errors.KernelError(f"could not send {fut.msg_type} {fut.msg_id}: {e}"))
             return
         finally:

@@ -12,6 +12,7 @@ Namespace access (``push``/``pull``/``scatter``/``gather``, ``view['a']``) is bu
 the engine (``'a.b'``, ``'x[0]'`` work).  Partitioning is :mod:`.partition`.
 """
 
+import sys
 import warnings
 from contextlib import contextmanager
 
@@ -86,6 +87,25 @@ class View:
     def spin(self):
         warnings.warn("spin() is not needed: replies are received in a background thread", DeprecationWarning,
                       stacklevel=2)
+
+    # -- IPython magics ------------------------------------------------------------------
+
+    def activate(self, suffix=""):
+        """Make this view the one of the parallel magics ``%px``, ``%%px``, ``%pxresult``,
+        ``%pxconfig`` and ``%autopx``, each name followed by ``suffix`` (``%px0``...).
+
+        Only inside IPython (a warning otherwise); IPython is never imported here.
+        """
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            warnings.warn("The parallel magics (%px, etc.) only work within IPython.", stacklevel=2)
+            return None
+        from .magics import ParallelMagics
+
+        magics = ParallelMagics(shell, self, suffix)
+        shell.register_magics(magics)
+        return magics
 
     # -- the one place requests are made ---------------------------------------------
 
