@@ -7,9 +7,8 @@ both sides) and the engine table is filled from the reply.  A controller that do
 answer within ``timeout`` gives ``TimeoutError("Hub connection request timed out")``.
 
 Every request is built in the caller's thread (serialized, signed, given a
-:class:`~.futures.MessageFuture`) and sent from there (hub requests, whose timeouts are
-IO-thread timers, go through the IO thread); replies are received by the IO thread
-(:mod:`.ioloop`).  Task msg_ids are ``<session>_<n>`` from one counter, which is what lets
+:class:`~.futures.MessageFuture`), then handed to the IO thread, which alone owns the
+sockets.  Task msg_ids are ``<session>_<n>`` from one counter, which is what lets
 :class:`~.history.IdHistory` keep ``history`` compact.
 """
 
@@ -172,9 +171,12 @@ class Client(HubQueries):
                 outstanding.add(fut.msg_id)
                 metadata[fut.msg_id] = fut.metadata
             register(fut)
-        send = self._dispatcher.send_task
-        for fut in futures:
-            send(fut)
+        # the IO thread sends: it batches what callers queue while it is busy, which
+        # costs fewer wake-ups than each caller sending for itself (measured both ways)
+        if len(futures) == 1:
+            self._loop.submit(self._dispatcher.send_task, futures[0])
+        else:
+            self._loop.submit(_send_all, self._dispatcher.send_task, futures)
 
     # -- building requests (caller's thread) ------------------------------------------
 
@@ -237,7 +239,7 @@ class Client(HubQueries):
             self.outstanding.add(fut.msg_id)
             self.metadata[fut.msg_id] = fut.metadata
             self._dispatcher.register(fut)
-        self._dispatcher.send_broadcast(futures, frames)
+        self._loop.submit(self._dispatcher.send_broadcast, futures, frames)
 
     def _lb_future(self, f, args, kwargs, scheduling, track=False, label=None, view_history=None):
         """A load-balanced apply's future (see :mod:`.lbview`)."""
@@ -530,6 +532,11 @@ def _release_when_done(handle, futures):
 
     for fut in futures:
         fut.add_done_callback(one_done)
+
+
+def _send_all(send, futures):
+    for fut in futures:
+        send(fut)
 
 
 def _activate_magics_in_ipython(client):

@@ -67,12 +67,12 @@ class Dispatcher:
         self.futures[fut.msg_id] = fut
 
     def send_broadcast(self, futures, frames):
-        """Send one broadcast message for the registered ``futures`` of its copies (any thread)."""
+        """Send one broadcast message for the registered ``futures`` of its copies (IO thread)."""
         problem = self.hub_stopped and "The controller has shut down; the broadcast was not sent"
         if not problem:
             try:
                 self.loop.send("broadcast", frames)
-            except (zmq.ZMQError, RuntimeError) as e:
+            except zmq.ZMQError as e:
                 problem = f"could not send the broadcast: {e}"
         for fut in futures:
             if problem:
@@ -89,11 +89,7 @@ class Dispatcher:
         self._transmit(fut)
 
     def send_task(self, fut):
-        """Send a registered task or control request (any thread: the caller's, normally).
-
-        Registered first, checked after: an engine that dies meanwhile is seen either
-        here or by :meth:`_fail_engine_requests`, which finds the future registered.
-        """
+        """Send a registered task or control request (IO thread)."""
         if fut.done():
             return
         problem = self._unreachable(fut) if fut.engine_uuid is not None else self._hub_gone(fut)
@@ -105,7 +101,7 @@ class Dispatcher:
     def _transmit(self, fut):
         try:
             fut.tracker = self.loop.send(fut.channel, fut.frames, track=fut.track)
-        except (zmq.ZMQError, RuntimeError) as e:  # never leave a caller waiting for a message that did not go out
+        except zmq.ZMQError as e:  # never leave a caller waiting for a message that did not go out
             self.finish(fut, False, errors.KernelError(f"could not send {fut.msg_type} {fut.msg_id}: {e}"))
             return
         finally:

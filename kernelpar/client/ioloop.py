@@ -1,23 +1,13 @@
-"""The client's IO thread: it receives every message; any thread may send.
+"""The client's IO thread: the only code that touches the client's zmq sockets.
 
 No event loop runs in the user's process (a notebook may already run asyncio): one
-daemon thread waits in a ``zmq.Poller`` on the *file descriptors* of the client's
-sockets (``zmq.FD``) plus an inproc PAIR *wake-up* socket, receives what arrives and
-passes each message to one handler per channel; a handler that raises is logged and the
-thread goes on, so a bad message can never stop the client.
-
-Sending happens in the caller's thread (:meth:`IOLoop.send`): handing every request to
-the IO thread cost a thread wake-up per request (~0.1 ms of a ~1.2 ms round trip on a
-small VM).  zmq sockets are not thread-safe, but they may be used from several threads
-one at a time with a memory barrier in between: every call on a channel socket (send,
-receive, ``getsockopt``) is made under one lock, and the IO thread waits on the sockets'
-file descriptors, never on the sockets themselves.  Those descriptors are edge-triggered
-(any socket call may consume the edge announcing incoming messages), so after a send
-the sender checks ``EVENTS`` and wakes the IO thread if a message is waiting, and the IO
-thread drains every channel, in list order, whenever it wakes.  Other work for the IO
-thread (hub requests with their timeouts, engine-table changes) is appended to a deque,
-with one empty frame on the wake-up PAIR if the IO thread has not been woken for earlier
-work yet.
+daemon thread blocks in a ``zmq.Poller`` over the client's sockets plus an inproc PAIR
+*wake-up* socket.  Other threads never use a socket; they append work to a deque and,
+if the IO thread has not been woken for earlier work yet, send one empty frame on the
+wake-up PAIR (under a lock: zmq sockets are not thread-safe).  The IO thread then runs
+the queued calls, which send messages and register futures.  Incoming messages are
+passed to one handler per channel; a handler that raises is logged and the thread goes
+on, so a bad message can never stop the client.
 
 Timers (output grace periods, engine re-syncs, waits with deadlines) are a heap checked
 after every poll; the poll timeout is the time to the next one.
@@ -94,10 +84,6 @@ class IOLoop:
         self._waker = None
         self._timers = []
         self._sockets = {}
-        #: held for every call on a channel socket (see the module docstring)
-        self._socket_lock = threading.Lock()
-        #: a drain stopped at MAX_BATCH: poll without waiting, the descriptor will not fire
-        self._backlog = False
         self._stopping = False
         self._closed = False
         self._ready = threading.Event()
@@ -128,9 +114,6 @@ class IOLoop:
         if self._closed:
             raise RuntimeError("This client has been closed")
         self._queue.append((fn, args))
-        self._wake()
-
-    def _wake(self):
         if not self._wake_pending:
             self._wake_pending = True
             self._send_wake()
@@ -142,23 +125,6 @@ class IOLoop:
                     self._waker.send(b"", zmq.NOBLOCK)
                 except zmq.Again:
                     pass  # the IO thread has ended (its end of the PAIR is closed): nobody to wake
-
-    def send(self, channel, frames, track=False):
-        """Send a multipart message on ``channel`` now (any thread); its MessageTracker if ``track``.
-
-        Big frames go zero-copy (:mod:`~kernelpar.wire.frames`), so zmq keeps a
-        reference to the caller's memory until it is sent.
-        """
-        with self._socket_lock:
-            if self._closed:
-                raise RuntimeError("This client has been closed")
-            sock = self._sockets[channel]
-            tracker = send_frames(sock, frames, track=track)
-            # the send may have consumed the edge that would wake the IO thread
-            waiting = sock.getsockopt(_EVENTS) & _POLLIN
-        if waiting and not self.in_io_thread():
-            self._wake()
-        return tracker
 
     def stop(self, timeout=5.0):
         """Stop the thread and close every socket (linger 0).  Idempotent, any thread."""
@@ -184,6 +150,14 @@ class IOLoop:
         timer = Timer(time.monotonic() + delay, fn, args)
         heapq.heappush(self._timers, timer)
         return timer
+
+    def send(self, channel, frames, track=False):
+        """Send a multipart message on ``channel``; return its MessageTracker if ``track``.
+
+        Big frames go zero-copy (:mod:`~kernelpar.wire.frames`), so zmq keeps a
+        reference to the caller's memory until it is sent.
+        """
+        return send_frames(self._sockets[channel], frames, track=track)
 
     def _request_stop(self):
         self._stopping = True
@@ -212,20 +186,18 @@ class IOLoop:
             return
         self._ready.set()
         poller = zmq.Poller()
-        channels = []
+        by_socket = {}
         for name, sock in self._sockets.items():
-            poller.register(sock.getsockopt(zmq.FD), zmq.POLLIN)
-            channels.append((sock, self._handlers[name], name in ZERO_COPY_CHANNELS))
+            poller.register(sock, zmq.POLLIN)
+            by_socket[sock] = (sock, self._handlers[name], name in ZERO_COPY_CHANNELS)
         poller.register(self._wake_in, zmq.POLLIN)
         try:
             while not self._stopping:
-                timeout = 0 if self._backlog else self._poll_timeout()
-                self._backlog = False
-                for sock, _ in poller.poll(timeout):
+                for sock, _ in poller.poll(self._poll_timeout()):
                     if sock is self._wake_in:
                         self._run_queue()
-                for channel in channels:
-                    self._drain(*channel)
+                    else:
+                        self._drain(*by_socket[sock])
                 if self._timers:
                     self._run_timers()
         except Exception:
@@ -240,10 +212,8 @@ class IOLoop:
             self._close_sockets()
 
     def _close_sockets(self):
-        with self._socket_lock:
-            self._closed = True
-            for sock in self._sockets.values():
-                sock.close(linger=0)
+        for sock in self._sockets.values():
+            sock.close(linger=0)
         wake = getattr(self, "_wake_in", None)
         if wake is not None:
             wake.close(linger=0)
@@ -287,17 +257,19 @@ class IOLoop:
             log.exception("error in kernelpar client IO thread callback %r", fn)
 
     def _drain(self, sock, handler, zero_copy):
-        lock = self._socket_lock
+        # The poller said readable; afterwards ask EVENTS (cheap) rather than provoke an
+        # exception-raising EAGAIN for every batch.
         for _ in range(MAX_BATCH):
-            with lock:
-                if self._closed or not sock.getsockopt(_EVENTS) & _POLLIN:
-                    return
+            try:
                 frames = _recv(sock, zero_copy)
+            except zmq.Again:
+                return
             try:
                 handler(frames)
             except Exception:
                 log.exception("error handling a message in the kernelpar client")
-        self._backlog = True
+            if not sock.getsockopt(_EVENTS) & _POLLIN:
+                return
 
 
 def _recv(sock, zero_copy):
