@@ -16,9 +16,8 @@ from kernelpar.client.asyncresult import AsyncResult
 from kernelpar.client.executereply import ExecuteReply
 from kernelpar.client.futures import MessageFuture, Metadata
 from kernelpar.client.history import IdHistory
-from kernelpar.client.hubqueries import (
-    AsyncHubResult,
-    HubQueries,
+from kernelpar.client.hubqueries import HubQueries
+from kernelpar.client.hubrecords import (
     as_buffer,
     decode_records,
     fill_metadata,
@@ -27,6 +26,7 @@ from kernelpar.client.hubqueries import (
     result_value,
     split_result_buffers,
 )
+from kernelpar.client.hubresult import AsyncHubResult
 from kernelpar.controller.hub import Hub
 from kernelpar.controller.queries import DEFAULT_DB_KEYS, MSG_TYPES, RecordQueries
 from kernelpar.controller.records import DictDB, make_db

@@ -11,7 +11,8 @@ Modules, one job each:
 * :mod:`.view`: ``View`` and ``DirectView``; :mod:`.lbview`: ``LoadBalancedView``;
 * :mod:`.executor`: ``view.executor``; :mod:`.remotefunction`: ``@remote``/``@parallel``;
 * :mod:`.dependency`: ``require``/``depend``/``Dependency``;
-* :mod:`.hubqueries`: task records on the hub (``db_query``, ``get_result``...), ``AsyncHubResult``;
+* :mod:`.hubqueries`: task records on the hub (``db_query``, ``get_result``...); :mod:`.hubresult`:
+  ``AsyncHubResult``; :mod:`.hubrecords`: decoding the hub's records;
 * :mod:`.partition`: scatter/gather/map splitting (pure);
 * :mod:`.enginefuncs`: the helpers views run on engines; :mod:`.imports`: ``sync_imports``;
 * :mod:`.executereply`: ``ExecuteReply``; :mod:`.display`: re-showing output;
@@ -23,7 +24,7 @@ from .client import Client
 from .dependency import Dependency, depend, dependent, require
 from .executereply import ExecuteReply
 from .futures import MessageFuture, Metadata
-from .hubqueries import AsyncHubResult
+from .hubresult import AsyncHubResult
 from .lbview import LoadBalancedView
 from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
 from .view import DirectView

@@ -26,9 +26,10 @@ operands given as ``datetime`` objects or ISO strings in any offset are converte
 """
 
 import fnmatch
-import re
 from datetime import datetime, timezone
 from numbers import Real
+
+from ..wire.session import parse_iso
 
 #: dict-valued keys: kept as JSON, queried only with $exists (or == / != None)
 JSON_KEYS = frozenset({
@@ -72,32 +73,6 @@ class QueryError(ValueError):
 _CANONICAL_LEN = len("2026-11-22T23:30:00.123456+00:00")
 
 
-_ISO = re.compile(
-    r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2})?(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?\Z",
-    re.IGNORECASE,
-)
-
-
-def _parse_iso(value):
-    """An ISO-8601 string as a datetime (Python 3.10's fromisoformat is stricter than ISO)."""
-    text = value.strip()
-    try:
-        return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
-    except ValueError:
-        pass
-    m = _ISO.match(text)
-    if m is None:
-        raise ValueError(f"not an ISO-8601 date: {value!r}")
-    day, hm, sec, frac, tz = m.groups()
-    tz = "+00:00" if tz is None or tz.upper() == "Z" else (tz if len(tz) != 5 else f"{tz[:3]}:{tz[3:]}")
-    tz = tz if len(tz) != 3 else tz + ":00"
-    canonical = f"{day}T{hm or '00:00'}{sec or ':00'}.{(frac or '0')[:6].ljust(6, '0')}{tz}"
-    try:
-        return datetime.fromisoformat(canonical)
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 date: {value!r}") from None
-
-
 def normalize_date(value):
     """A ``datetime`` or ISO-8601 string as the canonical UTC string.
 
@@ -108,7 +83,7 @@ def normalize_date(value):
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
-        dt = _parse_iso(value)
+        dt = parse_iso(value)
     else:
         raise TypeError(f"not a date: {value!r} ({type(value).__name__})")
     if dt.tzinfo is None:

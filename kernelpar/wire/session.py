@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import uuid
 from datetime import datetime, timezone
 from itertools import count
@@ -47,11 +48,41 @@ def isoformat(dt=None):
     return (dt or utcnow()).isoformat()
 
 
+_ISO = re.compile(
+    r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2})?(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?\Z",
+    re.IGNORECASE,
+)
+
+
+def parse_iso(value):
+    """An ISO-8601 string as a tz-aware datetime (UTC when it has no offset).
+
+    Python 3.10's ``fromisoformat`` is stricter than ISO (no ``Z``, fractions of 3 or 6
+    digits only): what it refuses is rebuilt in the form it accepts.  Raises ValueError
+    for a string that is not a date.
+    """
+    text = value.strip()
+    try:
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        m = _ISO.match(text)
+        if m is None:
+            raise ValueError(f"not an ISO-8601 date: {value!r}") from None
+        day, hm, sec, frac, tz = m.groups()
+        tz = "+00:00" if tz is None or tz.upper() == "Z" else (tz if len(tz) != 5 else f"{tz[:3]}:{tz[3:]}")
+        tz = tz if len(tz) != 3 else tz + ":00"
+        try:
+            dt = datetime.fromisoformat(f"{day}T{hm or '00:00'}{sec or ':00'}.{(frac or '0')[:6].ljust(6, '0')}{tz}")
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 date: {value!r}") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
 def parse_date(value):
     """Parse an ISO date string from a header into a tz-aware datetime (None passes)."""
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(value)
+    return parse_iso(value)
 
 
 def pack(obj):
