@@ -29,6 +29,7 @@ from .client import (  # noqa: F401
 )
 from .cluster import Cluster  # noqa: F401
 from .errors import *  # noqa: F401,F403
+from .engine.kernelbind import bind_kernel  # noqa: F401
 from .wire.serialize import (  # noqa: F401
     Reference,
     deserialize_object,

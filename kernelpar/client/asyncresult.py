@@ -24,7 +24,7 @@ lines, ``[output:N]`` before rich displays, and each failed task's traceback (he
 import logging
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError, as_completed
+from concurrent.futures import FIRST_EXCEPTION, Future, InvalidStateError, as_completed
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,7 +33,8 @@ from .. import errors
 from ..wire.session import utcnow
 from . import display, partition
 from .futures import METADATA_KEYS, MessageFuture
-from .streaming import OutputStreamer
+from .streaming import OutputStreamer, TextProgress
+from .streaming import progress as progress_display
 
 log = logging.getLogger("kernelpar.client")
 
@@ -157,18 +158,38 @@ class AsyncResult(Future):
             return exc
         raise _fresh(exc)
 
-    def wait_interactive(self, interval=0.1, timeout=-1, widget=None):
-        """Wait with a progress bar (``N/M tasks``); ``widget=True`` for a notebook widget."""
-        if widget:
-            from tqdm.notebook import tqdm
-        else:
-            from tqdm import tqdm
+    def wait_interactive(self, interval=0.1, timeout=-1, widget=None, return_when=None):
+        """Wait, showing progress (``N/M tasks``) every ``interval`` seconds.
+
+        A tqdm bar on a terminal, tqdm's notebook widget in a Jupyter kernel (``widget``:
+        None = detect, True/False = force one or the other), plain lines
+        (``f:   3/10 tasks finished after    2 s``) on stderr when it is not a terminal or
+        ``KERNELPAR_NONINTERACTIVE`` / ``IPP_NONINTERACTIVE`` is set.  ``timeout`` < 0 or
+        None: no limit; returns when done or out of time (like ``wait``).
+        ``return_when=FIRST_EXCEPTION`` also stops at the first failed task.
+        """
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        with tqdm(total=len(self._children), unit="tasks", desc=self._fname) as bar:
-            while not self.done() and (deadline is None or time.monotonic() < deadline):
-                self.wait(interval)
-                bar.update(self.progress - bar.n)
-            bar.update(self.progress - bar.n)
+        # one unit = one message (a map's share counts once), like ``progress``
+        total = len(self._children)
+        bar = progress_display(total, unit="tasks", desc=self._fname, widget=widget, initial=self.progress)
+        try:
+            while not self.done():
+                wait = interval
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                self.wait(wait)
+                bar.update_to(self.progress)
+                if return_when == FIRST_EXCEPTION and any(
+                    c.done() and c.exception() is not None for c in self._children
+                ):
+                    break
+            bar.update_to(self.progress)
+        finally:
+            bar.close()
+        if isinstance(bar, TextProgress) and self.done():
+            print("done", file=bar.file)
 
     def wait_for_output(self, timeout=-1):
         """Wait until results *and* output are in (output is bounded by a grace period)."""

@@ -28,7 +28,7 @@ from ..wire import connection, shm
 from ..wire.protocol import execute_content
 from ..wire.serialize import pack_apply
 from ..wire.session import Session, parse_date, utcnow
-from . import connect
+from . import connect, display
 from .asyncresult import AsyncResult
 from .broadcastview import BroadcastView
 from .dispatch import Dispatcher
@@ -37,6 +37,7 @@ from .history import IdHistory
 from .hubqueries import HubQueries
 from .ioloop import IOLoop
 from .lbview import LoadBalancedView
+from .streaming import progress as progress_display
 from .view import DirectView
 
 _UNSUPPORTED = ("sshserver", "sshkey", "password", "paramiko")
@@ -373,7 +374,14 @@ class Client(HubQueries):
         return self.load_balanced_view(targets).executor
 
     def wait_for_engines(self, n=None, *, timeout=-1, block=True, interactive=None, widget=None):
-        """Wait until at least ``n`` engines are registered (``TimeoutError`` after ``timeout`` s)."""
+        """Wait until at least ``n`` engines are registered (``TimeoutError`` after ``timeout`` s).
+
+        ``n`` defaults to the size of the client's cluster.  ``interactive`` (default: True
+        when running in IPython) shows progress (``N/M engines``) while waiting: a tqdm bar,
+        tqdm's notebook widget in a Jupyter kernel (``widget`` forces one or the other), or
+        plain lines when the output is not a terminal or ``KERNELPAR_NONINTERACTIVE`` /
+        ``IPP_NONINTERACTIVE`` is set.  ``block=False`` returns a Future instead.
+        """
         self._check_open()
         if n is None:
             n = getattr(self.cluster, "n", None)
@@ -381,8 +389,30 @@ class Client(HubQueries):
                 raise TypeError("wait_for_engines() needs n (the number of engines to wait for)")
         done = concurrent.futures.Future()
         limit = None if timeout is None or timeout < 0 else timeout
+        if interactive is None:
+            interactive = display._ipython_shell() is not None
+        bar = None
+        if interactive:
+            bar = progress_display(n, unit="engines", widget=widget, verb="ready",
+                                   initial=len(self._dispatcher.engines))
         self._loop.submit(self._dispatcher.add_waiter, n, done, limit)
+        if bar is not None:
+            if block:
+                self._show_engine_progress(bar, done)
+            else:
+                threading.Thread(target=self._show_engine_progress, args=(bar, done),
+                                 name="kernelpar-engine-progress", daemon=True).start()
         return done.result() if block else done
+
+    def _show_engine_progress(self, bar, done):
+        try:
+            while True:
+                finished = done.done() or bool(concurrent.futures.wait([done], 0.1).done)
+                bar.update_to(len(self._dispatcher.engines))
+                if finished:
+                    break
+        finally:
+            bar.close()
 
     # -- waiting ------------------------------------------------------------------------------
 

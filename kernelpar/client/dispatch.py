@@ -241,7 +241,7 @@ class Dispatcher:
         if fut is None or fut.kind not in TASK_KINDS:
             return
         fut.iopub_seen += 1
-        apply_iopub(fut.metadata, msg.msg_type, msg.content, lambda c: self._remote_error(fut, c))
+        apply_iopub(fut.metadata, msg.msg_type, msg.content, lambda c: self._remote_error(fut, c), msg.buffers)
         if fut.expected_iopub is None:
             return
         if fut.iopub_seen >= fut.expected_iopub:

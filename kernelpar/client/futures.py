@@ -12,10 +12,15 @@ The owning :class:`~kernelpar.client.asyncresult.AsyncResult` is linked through
 request: the link is cut when the future resolves.
 """
 
+import logging
+import re
 import threading
 from concurrent.futures import Future
 
+from ..wire.serialize import deserialize_object
 from ..wire.session import parse_date
+
+log = logging.getLogger("kernelpar.client")
 
 METADATA_KEYS = (
     "msg_id", "submitted", "started", "completed", "received", "engine_uuid", "engine_id",
@@ -30,6 +35,11 @@ _LINK_LOCK = threading.Lock()
 
 class Metadata(dict):
     """Per-task metadata: a dict with attribute access and a fixed set of keys."""
+
+    #: (not a key) names of the streams whose last, unfinished line was rewritten with
+    #: ``\r``: ``stream_output`` shows such a line in place (the collapsed text no longer
+    #: says it was a progress line)
+    _rewriting = frozenset()
 
     def __init__(self, *args, **kwargs):
         dict.__init__(
@@ -127,12 +137,45 @@ def apply_reply_metadata(md, reply_metadata, received):
         dict.__setitem__(md, "engine_uuid", reply_metadata["engine_uuid"])
 
 
-def apply_iopub(md, msg_type, content, unwrap_error):
+#: text up to (and including) the last ``\r`` of a line that is followed by more text on
+#: that line: what a terminal no longer shows once the line was rewritten
+_CR_OVERWRITTEN = re.compile(r".*\r(?=[^\n])")
+
+
+def collapse_cr(text):
+    """``text`` with each line rewritten by carriage returns reduced to its last version.
+
+    ``"10%\r50%\r100%\n"`` -> ``"100%\n"``.  A ``\r`` that ends the text or a line
+    (``\r\n``) stays, so the line it ends is kept until something replaces it.
+    """
+    if "\r" not in text:
+        return text
+    return _CR_OVERWRITTEN.sub("", text)
+
+
+def append_stream(old, new):
+    """``old + new`` with ``\r``-rewritten lines collapsed (only the last line of ``old``
+    can still change: earlier ones are complete and were collapsed when they arrived)."""
+    head = old.rfind("\n") + 1
+    tail = old[head:] + new
+    if "\r" not in tail:
+        return old + new
+    return old[:head] + collapse_cr(tail)
+
+
+def apply_iopub(md, msg_type, content, unwrap_error, buffers=()):
     """Record one iopub message in a task's :class:`Metadata`."""
     if msg_type == "stream":
         name = content.get("name", "stdout")
         key = name if name in ("stdout", "stderr") else "stdout"
-        dict.__setitem__(md, key, md[key] + content.get("text", ""))
+        new = content.get("text", "")
+        dict.__setitem__(md, key, append_stream(md[key], new))
+        rewriting = set(md._rewriting)
+        if "\r" in new.rpartition("\n")[2] or (key in rewriting and "\n" not in new):
+            rewriting.add(key)
+        else:
+            rewriting.discard(key)
+        object.__setattr__(md, "_rewriting", frozenset(rewriting))
     elif msg_type == "display_data":
         md["outputs"].append(content)
     elif msg_type == "execute_result":
@@ -142,4 +185,13 @@ def apply_iopub(md, msg_type, content, unwrap_error):
     elif msg_type == "error":
         dict.__setitem__(md, "error", unwrap_error(content))
     elif msg_type in ("data_message", "data_pub"):
-        md["data"].update(content.get("data") or {})
+        if buffers:
+            try:
+                data = deserialize_object(buffers)
+            except Exception:
+                log.exception("could not deserialize published data of %s", md["msg_id"])
+                return
+        else:
+            data = content.get("data")
+        if isinstance(data, dict):
+            md["data"].update(data)

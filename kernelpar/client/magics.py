@@ -16,7 +16,7 @@ This module imports IPython: it is only imported from inside a running IPython.
 
 Output forms: ``[stdout:N] text``, ``[stderr:N] text`` (on stderr), ``[output:N]`` before
 a rich display, ``Out[N:count]: value``; errors as per-engine tracebacks headed
-``[N:execute]``.  With streaming (the default unless ``$IPP_NONINTERACTIVE`` is set)
+``[N:execute]``.  With streaming (the default unless ``$KERNELPAR_NONINTERACTIVE`` or ``$IPP_NONINTERACTIVE`` is set)
 stdout, stderr, displays and tracebacks show while the cell runs
 (:meth:`.AsyncResult.stream_output`), ``Out[...]`` at the end, and the error raised
 afterwards only says how many tasks failed (``AlreadyDisplayedError``).  Without
@@ -25,7 +25,6 @@ while waiting sends ``--signal-on-interrupt`` (``SIGINT``) to the cell's engines
 Mistakes in options or targets are ``UsageError`` messages, not tracebacks.
 """
 
-import os
 import re
 import signal
 import sys
@@ -38,6 +37,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from .. import errors
 from .asyncresult import composite
+from .streaming import noninteractive_env
 
 NO_LAST_RESULT = "%pxresult shows the result of the last %px or %%px, and there is none yet."
 
@@ -46,10 +46,6 @@ INTERRUPT_WAIT = 5.0
 
 # 'a:b:c' with optional (possibly negative) integers: a slice of client.ids
 _SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$")
-
-
-def _noninteractive():
-    return bool(os.environ.get("IPP_NONINTERACTIVE"))
 
 
 # -- option parsers -----------------------------------------------------------------------
@@ -151,8 +147,8 @@ class ParallelMagics(Magics):
         self.suffix = suffix
         self.last_result = None
         self.verbose = False
-        self.stream = not _noninteractive()
-        self.progress_after = -1.0 if _noninteractive() else 2.0
+        self.stream = not noninteractive_env()
+        self.progress_after = -1.0 if noninteractive_env() else 2.0
         self.signal_on_interrupt = "SIGINT"
         self._autopx_transformer = None
         px = "px" + suffix

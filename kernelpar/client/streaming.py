@@ -16,6 +16,7 @@ import time
 
 from .. import errors
 from . import display
+from .futures import collapse_cr
 
 log = logging.getLogger("kernelpar.client")
 
@@ -25,17 +26,9 @@ STREAM_INTERVAL = 0.05
 PARTIAL_LINE_DELAY = 0.5
 
 
-def _visible(line):
-    """What a terminal shows of one line of output rewritten with carriage returns."""
-    body = line.rstrip("\r")
-    return body[body.rfind("\r") + 1:]
-
-
 def _collapse_cr(text):
-    """Each ``\\n``-separated line of ``text`` reduced to what a terminal shows of it."""
-    if "\r" not in text:
-        return text
-    return "\n".join(_visible(line) for line in text.split("\n"))
+    """Each line of ``text`` reduced to what a terminal shows of it (a trailing ``\\r`` too)."""
+    return collapse_cr(text).replace("\r", "")
 
 
 def _live_capable(file):
@@ -94,7 +87,7 @@ class OutputStreamer:
                 if eid is None and not final:
                     continue  # load-balanced and not placed yet: its prefix is unknown
                 for name in ("stdout", "stderr"):
-                    self._stream(i, eid, name, md[name], now, final)
+                    self._stream(i, eid, name, md[name], now, final, name in getattr(md, "_rewriting", ()))
                 outputs = md["outputs"]
                 while self._outputs_shown[i] < len(outputs):
                     content = outputs[self._outputs_shown[i]]
@@ -108,7 +101,7 @@ class OutputStreamer:
                     if exc is not None:
                         self._show_error(exc)
 
-    def _stream(self, i, eid, name, text, now, final):
+    def _stream(self, i, eid, name, text, now, final, rewriting=False):
         key = (i, name)
         state = self._streams.get(key)
         if state is None:
@@ -118,9 +111,12 @@ class OutputStreamer:
         if text is not seen and text != seen:
             if text.startswith(seen):
                 new = text[len(seen):]
-            else:  # rewritten rather than appended to: show from where they differ
-                new = text[len(os.path.commonprefix([text, seen])):]
-            pending += new
+                pending += new
+            else:
+                # the last line was rewritten (``\r`` collapsed in the Metadata): lines that
+                # ended are never rewritten, so the pending line is the text after them
+                base = os.path.commonprefix([text, seen]).rfind("\n") + 1
+                new = pending = text[base:]
             changed = now
         file = sys.stdout if name == "stdout" else sys.stderr
         prefix = f"[{name}:{eid}] "
@@ -129,11 +125,14 @@ class OutputStreamer:
             complete, pending = pending[: cut + 1], pending[cut + 1:]
             self._emit(file, key, prefix, _collapse_cr(complete))
         if pending:
-            if final or ("\r" not in pending and now - changed >= PARTIAL_LINE_DELAY):
+            # a progress line: rewritten with \r (collapsed already in the Metadata: then
+            # ``rewriting`` says so), shown in place on a terminal, else once it ends
+            progress_line = rewriting or "\r" in pending
+            if final or (not progress_line and now - changed >= PARTIAL_LINE_DELAY):
                 self._emit(file, key, prefix, _collapse_cr(pending) + "\n")
                 pending = ""
-            elif new and "\r" in pending and _live_capable(file):
-                self._show_live(file, key, prefix, _visible(pending))
+            elif new and progress_line and _live_capable(file):
+                self._show_live(file, key, prefix, _collapse_cr(pending))
         state[:] = [text, pending, changed]
 
     # -- printing ----------------------------------------------------------------------
@@ -178,3 +177,119 @@ class OutputStreamer:
             lines.pop()
         print("\n".join(lines), file=sys.stderr)
         sys.stderr.flush()
+
+
+# -- progress bars: AsyncResult.wait_interactive, Client.wait_for_engines -------------------
+
+#: environment variables that turn progress bars into plain text lines (CI, log files)
+NONINTERACTIVE_ENV = ("KERNELPAR_NONINTERACTIVE", "IPP_NONINTERACTIVE")
+#: plain-text progress prints at most one line per this many seconds (plus the last one)
+TEXT_PROGRESS_INTERVAL = 1.0
+
+
+def noninteractive_env():
+    """Is one of :data:`NONINTERACTIVE_ENV` set (to anything but empty / ``0``)?"""
+    return any(os.environ.get(name, "") not in ("", "0") for name in NONINTERACTIVE_ENV)
+
+
+def in_jupyter_kernel():
+    """Is this code running inside a Jupyter (ipykernel) kernel, where widgets display?"""
+    return getattr(display._ipython_shell(), "kernel", None) is not None
+
+
+def _isatty(file):
+    try:
+        return file.isatty()
+    except Exception:
+        return False
+
+
+class TextProgress:
+    """Progress as plain lines, ``f:   3/10 tasks finished after    2 s``: for logs and pipes.
+
+    A line is printed when the count changed, at most every :data:`TEXT_PROGRESS_INTERVAL`
+    seconds, and once more (whatever the count) on :meth:`close`.
+    """
+
+    def __init__(self, total, unit="tasks", verb="finished", initial=0, file=None, desc=None):
+        self.desc = desc
+        self.total = total
+        self.unit = unit
+        self.verb = verb
+        self.n = initial
+        self.file = file
+        self._start = time.monotonic()
+        self._printed = None  # count of the last line printed
+        self._printed_at = None
+
+    def _line(self):
+        elapsed = time.monotonic() - self._start
+        file = self.file or sys.stderr
+        prefix = f"{self.desc}: " if self.desc else ""
+        print(f"{prefix}{self.n:4d}/{self.total} {self.unit} {self.verb} after {elapsed:4.0f} s", file=file)
+        file.flush()
+        self._printed = self.n
+        self._printed_at = time.monotonic()
+
+    def update_to(self, n):
+        self.n = n
+        if n != self._printed and (
+            self._printed_at is None or time.monotonic() - self._printed_at >= TEXT_PROGRESS_INTERVAL
+        ):
+            self._line()
+
+    def close(self):
+        if self._printed != self.n or self._printed_at is None:
+            self._line()
+
+
+class TqdmProgress:
+    """A tqdm bar (terminal, or the notebook widget) behind the :class:`TextProgress` API."""
+
+    def __init__(self, total, unit="tasks", desc=None, initial=0, widget=False, file=None):
+        if widget:
+            from tqdm.notebook import tqdm
+            kwargs = {}
+        else:
+            from tqdm import tqdm
+            kwargs = {"file": file or sys.stderr}
+        self.bar = tqdm(total=total, unit=unit, desc=desc, initial=initial, **kwargs)
+
+    @property
+    def n(self):
+        return self.bar.n
+
+    def update_to(self, n):
+        if n != self.bar.n:
+            self.bar.update(n - self.bar.n)
+
+    def close(self):
+        self.bar.close()
+
+
+def progress(total, unit="tasks", desc=None, widget=None, initial=0, verb="finished", file=None):
+    """The progress display that fits where we run (on ``file``, default ``sys.stderr``).
+
+    * :data:`NONINTERACTIVE_ENV` set: :class:`TextProgress`, whatever ``widget`` says;
+    * ``widget=True``, or ``None`` inside a Jupyter kernel: tqdm's notebook widget (plain
+      text if ipywidgets is missing);
+    * otherwise a terminal tqdm bar when the output is a terminal (or ``widget=False`` in a
+      kernel), else plain text.
+    """
+    file = file or sys.stderr  # as tqdm: stdout stays for results
+    if noninteractive_env():
+        return TextProgress(total, unit, verb, initial, file, desc)
+    in_kernel = in_jupyter_kernel()
+    if widget is None:
+        widget = in_kernel
+    elif not widget and in_kernel:
+        return TqdmProgress(total, unit, desc, initial, widget=False, file=file)  # asked for it
+    if widget:
+        try:
+            import ipywidgets  # noqa: F401  (tqdm.notebook needs it to draw anything)
+        except ImportError:
+            return TextProgress(total, unit, verb, initial, file, desc)
+        return TqdmProgress(total, unit, desc, initial, widget=True)
+    if _isatty(file):
+        return TqdmProgress(total, unit, desc, initial, widget=False, file=file)
+    return TextProgress(total, unit, verb, initial, file, desc)

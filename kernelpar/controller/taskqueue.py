@@ -182,10 +182,13 @@ class TaskQueue:
     # -- decisions -------------------------------------------------------------------------
 
     def _carry_out(self, decisions):
+        # engines first: an engine waiting for its next task starts it while the reply
+        # that freed it is forwarded and recorded (the order among clients' answers stays)
         for decision in decisions:
             if isinstance(decision, Assign):
                 self._assign(decision.task, decision.engine)
-            elif isinstance(decision, Deliver):
+        for decision in decisions:
+            if isinstance(decision, Deliver):
                 self._deliver(decision.task, decision.engine)
             elif isinstance(decision, Fail):
                 self._fail(decision.task, decision.ename, decision.evalue)

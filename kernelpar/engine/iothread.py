@@ -285,12 +285,12 @@ class EngineIO:
 
     # -- outgoing on this thread's sockets: called through reactor.callFromThread -------
 
-    def send_iopub(self, request, streams, msg_type, content):
+    def send_iopub(self, request, streams, msg_type, content, buffers=()):
         if self.stopping:
             return
         if streams:
             self._send_streams(request, streams)
-        self._publish(request, msg_type, content)
+        self._publish(request, msg_type, content, buffers)
 
     def send_aborted(self, requests):
         """Answer requests claimed on this thread ``aborted``, through the control channel.
@@ -330,9 +330,10 @@ class EngineIO:
         for name, text in streams:
             self._publish(request, "stream", {"name": name, "text": text})
 
-    def _publish(self, request, msg_type, content):
+    def _publish(self, request, msg_type, content, buffers=()):
         frames, _ = self.session.serialize(
-            msg_type, content, parent=request.header, metadata=self._iopub_md, idents=(request.topic,)
+            msg_type, content, parent=request.header, metadata=self._iopub_md, buffers=buffers,
+            idents=(request.topic,),
         )
         self.iopub.send_multipart(frames)
 

@@ -24,7 +24,7 @@ sockets):
 and everything that goes out on the IO thread's sockets through ``post``
 (``reactor.callFromThread`` in the engine, a direct call in unit tests):
 
-* ``send_iopub(request, streams, msg_type, content)``
+* ``send_iopub(request, streams, msg_type, content, buffers=())``
 * ``send_control_reply(request, reply_type, content)``
 * ``schedule_flush()`` (stdout/stderr were written: flush them in ~50 ms)
 
@@ -106,6 +106,9 @@ def make_user_module():
 class Kernel:
     """The user namespace and the queue of requests, run by the main thread."""
 
+    #: the engine process's kernel (one per process), for :func:`.datapub.publish_data`
+    instance = None
+
     def __init__(self, engine_uuid, post, shell_factory=None):
         self.engine_uuid = engine_uuid
         self.engine_id = None
@@ -131,6 +134,7 @@ class Kernel:
         self.stopping = False
         self.current = None
         self.set_engine_id(None)
+        Kernel.instance = self
 
     def set_engine_id(self, engine_id):
         self.engine_id = engine_id
@@ -319,14 +323,16 @@ class Kernel:
             self._shell = self._shell_factory(self.user_module, self.publish)
         return self._shell
 
-    def publish(self, msg_type, content):
-        """Publish an iopub message for the running request (main thread)."""
+    def publish(self, msg_type, content, buffers=()):
+        """Publish an iopub message (with optional buffer frames) for the running request
+        (main thread)."""
         request = self.current
         if request is None:
             return  # e.g. display() from a background thread while idle: nobody asked
         owner, streams = self.capture.take()
         self.capture.count(request, 1)
-        self._post(self.io.send_iopub, request, streams if owner is request else [], msg_type, content)
+        extra = (buffers,) if buffers else ()  # an IO object without buffer support still works
+        self._post(self.io.send_iopub, request, streams if owner is request else [], msg_type, content, *extra)
 
     def _run_controls(self):
         while self._controls:
