@@ -449,16 +449,7 @@ class Client(HubQueries):
         if jobs is None:
             msg_ids = None
         else:
-            if isinstance(jobs, (str, AsyncResult)):
-                jobs = [jobs]
-            msg_ids = []
-            for job in jobs:
-                if isinstance(job, str):
-                    msg_ids.append(job)
-                elif isinstance(job, AsyncResult):
-                    msg_ids.extend(job.msg_ids)
-                else:
-                    raise TypeError(f"Expected msg_id (str) or AsyncResult, got {job!r}")
+            msg_ids = self._msg_ids_from_jobs(jobs)
             # load-balanced tasks may still wait in the scheduler, which knows where the others are
             futures = self._dispatcher.futures
             balanced = {m for m in msg_ids if getattr(futures.get(m), "channel", None) == "task"}
