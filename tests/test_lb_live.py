@@ -300,3 +300,12 @@ def test_pure_scheme(tmp_path):
             time.sleep(0.05)
         with pytest.raises(RuntimeError, match="Task farming is disabled"):
             lv.apply_async(pid)
+
+
+def test_map_progress_counts_elements(lv, rc):
+    ar = lv.map_async(lambda x: x, range(7), chunksize=3)
+    ar.get(TIMEOUT)
+    assert len(ar) == 7 and ar.progress == 7 and len(ar.msg_ids) == 3
+    dar = rc[:].map_async(lambda x: x, range(5))
+    dar.get(TIMEOUT)
+    assert dar.progress == len(dar) == 5

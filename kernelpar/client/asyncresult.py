@@ -169,8 +169,8 @@ class AsyncResult(Future):
         ``return_when=FIRST_EXCEPTION`` also stops at the first failed task.
         """
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        # one unit = one message (a map's share counts once), like ``progress``
-        total = len(self._children)
+        # the units of ``progress``: messages, or a map's elements
+        total = len(self)
         bar = progress_display(total, unit="tasks", desc=self._fname, widget=widget, initial=self.progress)
         try:
             while not self.done():
@@ -376,9 +376,11 @@ class AsyncMapResult(AsyncResult):
     """
 
     def __init__(self, client, children, fname="unknown", dist="b", length=None, elementwise=True, owner=True,
-                 return_exceptions=False, ordered=True):
+                 return_exceptions=False, ordered=True, sizes=None):
         self._dist = dist
         self._length = length
+        #: elements per child (a map's share or chunk): ``progress`` counts elements then
+        self._sizes = sizes
         self._elementwise = elementwise
         self.ordered = ordered
         AsyncResult.__init__(self, client, list(children), fname=fname, owner=owner,
@@ -398,6 +400,13 @@ class AsyncMapResult(AsyncResult):
 
     def __len__(self):
         return self._length if self._length is not None else len(self.msg_ids)
+
+    @property
+    def progress(self):
+        """How many elements have their result (messages, when elements are not counted)."""
+        if self._sizes is None:
+            return AsyncResult.progress.fget(self)
+        return sum(size for child, size in zip(self._children, self._sizes) if child.done())
 
     def __iter__(self):
         if not self._elementwise or self._dist != "b":

@@ -159,7 +159,8 @@ class LoadBalancedView(View):
         futures = [self.client._lb_future(map_chunk, args, {}, metadata, track, label, self.history)
                    for args in arg_lists]
         ar = AsyncMapResult(self.client, futures, fname=getname(f), dist="b", length=n, elementwise=True,
-                            return_exceptions=return_exceptions, ordered=ordered)
+                            return_exceptions=return_exceptions, ordered=ordered,
+                            sizes=[min(chunksize, n - i) for i in range(0, n, chunksize)])
         self.client._send(futures)
         return self._finish(ar, block)
 

@@ -219,15 +219,16 @@ class DirectView(View):
         sequences = [partition.as_sequence(s) for s in sequences]
         n = partition.common_length(sequences)
         shares = [partition.partition(s, len(pairs), dist, n) for s in sequences]
-        futures = []
+        futures, sizes = [], []
         for i, pair in enumerate(pairs):
             args = [share[i] for share in shares]
             if not any(len(a) for a in args):
                 continue
+            sizes.append(max(len(a) for a in args))
             func, args = (map_chunk, [f, *args]) if mapping else (f, args)
             futures += self.client._apply_futures([pair], func, args, {}, track, label, self.history)
         ar = AsyncMapResult(self.client, futures, fname=getname(f), dist=dist, length=n, elementwise=mapping,
-                            return_exceptions=return_exceptions)
+                            return_exceptions=return_exceptions, sizes=sizes if mapping else None)
         self.client._send(futures)
         return ar
 
