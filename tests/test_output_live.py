@@ -260,3 +260,12 @@ def test_wait_for_engines_nonblocking_interactive(rc, capsys, monkeypatch):
         return re.search(rf"\b{n}/{n} engines ready after", "".join(seen)) is not None
 
     assert _until(shown), seen
+
+
+def test_matplotlib_inline_figures_on_engines_arrive_as_images(rc):
+    view = rc[0]
+    view.execute("%matplotlib inline", block=True)
+    ar = view.execute("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()", silent=False, block=True)
+    assert any("image/png" in output.get("data", {}) for output in ar.outputs)
+    with pytest.raises(ipp.RemoteError, match="no GUI event loop"):
+        view.execute("get_ipython().enable_gui('qt')", block=True)

@@ -29,6 +29,7 @@ import sys
 
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -85,6 +86,12 @@ class EngineShell(InteractiveShell):
     #: ``publish(msg_type, content)``, set right after construction
     iopub_publish = None
     _last_error = None
+
+    def enable_gui(self, gui=None):
+        """``%matplotlib inline`` (figures go out as display data) needs no event loop; an
+        engine has no screen for any other GUI."""
+        if gui not in (None, "inline"):
+            raise UsageError(f"engines have no GUI event loop: use %matplotlib inline, not {gui!r}")
 
     def showtraceback(self, exc_tuple=None, *args, **kwargs):
         etype = (exc_tuple or sys.exc_info())[0]
