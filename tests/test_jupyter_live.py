@@ -187,12 +187,15 @@ def test_course_notebook(tmp_path, ipython_dir):
         assert re.search(rf"Out\[{i}:\d+\]: '{re.escape(numpy.__version__)}'", px_local), px_local
     assert px_local.rstrip().endswith(f"'{numpy.__version__}'")
 
-    target = out("%%px --target 0:2")
-    assert "[stdout:0] 4950" in target and "[stdout:1] 4950" in target
+    # the seed's plot on engines 0 and 1: each figure comes back as an image
+    [plot] = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%px --target 0:2")]
+    images = [o for o in plot.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2, plot.outputs
+    assert "[output:0]" in _text(plot) and "[output:1]" in _text(plot)
 
     lines = out("%%px\nimport os, socket")
     # multi-line output starts on the line after its prefix, as in ipyparallel
     for i in (0, 1):
         assert re.search(rf"\[stdout:{i}\] \n\d+\n\S+\n", lines), lines
-    assert "importing numpy on engine(s)" in out("with rc[:].sync_imports()")
+    assert "importing matplotlib.pyplot on engine(s)" in out("with rc[:].sync_imports()")
     assert out("rc.close()") == "cluster stopped\n"
