@@ -199,3 +199,56 @@ def test_course_notebook(tmp_path, ipython_dir):
         assert re.search(rf"\[stdout:{i}\] \n\d+\n\S+\n", lines), lines
     assert "importing matplotlib.pyplot on engine(s)" in out("with rc[:].sync_imports()")
     assert out("rc.close()") == "cluster stopped\n"
+
+
+#: the seed course notebook (the project's ../shared/seeds/004_...), as the text it came as
+SEED = Path(__file__).parent / "notebooks" / "seed_course.txt"
+
+
+def _seed_code_cells(text):
+    """The code cells of the seed course notebook's text dump ("In [None]:" then the code)."""
+    lines = text.split("\n")
+    cells, i = [], 0
+    while i < len(lines):
+        if lines[i].strip() == "In [None]:":
+            j = i + 1
+            while j < len(lines) and lines[j].strip():
+                j += 1
+            cells.append("\n".join(lines[i + 1:j]))
+            i = j
+        else:
+            i += 1
+    return cells
+
+
+def test_the_seed_course_notebook_runs_unchanged(tmp_path, monkeypatch):
+    """The course's own cells, in order and unchanged, against `ipcluster start --n 4` as the
+    course starts it; the only setup is a kernel startup file enabling kernelpar_compat (what a
+    course server would install once), so `import ipyparallel as ipp` gives kernelpar."""
+    import subprocess
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    ipython_dir = tmp_path / "ipython"
+    startup = ipython_dir / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-kernelpar.py").write_text("import kernelpar_compat.enable\n")
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    cells = _seed_code_cells(SEED.read_text())
+    assert cells[0] == "import ipyparallel as ipp" and cells[1] == 'rc = ipp.Client(profile="default")'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    ipcluster = [sys.executable, "-m", "kernelpar.cluster"]
+    subprocess.run(ipcluster + ["start", "--n", "4", "--daemonize"], check=True, timeout=120)
+    try:
+        NotebookClient(nb, kernel_name=_kernel_name(), timeout=TIMEOUT, startup_timeout=TIMEOUT,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        subprocess.run(ipcluster + ["stop"], timeout=120)
+    text = {c.source: _text(c) for c in nb.cells}
+    assert text["rc.ids"] == "[0, 1, 2, 3]"
+    assert text["rc[0,1,2,3]"] == "<DirectView [0, 1, 2, 3]>"
+    plot = next(c for c in nb.cells if c.source.startswith("%%px --target 0:2"))
+    assert sum("image/png" in o.get("data", {}) for o in plot.outputs) == 2
+    assert all(f"[stdout:{i}]" in text["%%px \nimport os, socket\nprint(os.getpid())\nprint(socket.gethostname())"]
+               for i in range(4))
