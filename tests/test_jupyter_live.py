@@ -88,6 +88,14 @@ def test_console_shares_the_engine_namespace(rc, console):
     assert rc[0].apply_sync(ipp.Reference("triple"), 5) == 15
 
 
+def test_engine_cells_keep_the_engine_shell_after_a_console_bound(rc, console):
+    # the console's shell shares the namespace: its get_ipython must not replace the engine's,
+    # or the engine's magics (%matplotlib inline...) would run in the console's kernel
+    run(console, "b = 1")
+    rc[0].execute("shell_name = type(get_ipython()).__name__", block=True)
+    assert rc[0].pull("shell_name", block=True) == "EngineShell"
+
+
 def test_console_output_and_errors(rc, console):
     reply, seen = run(console, "import os\nprint('pid', os.getpid())")
     streams = "".join(m["content"]["text"] for m in seen if m["msg_type"] == "stream")

@@ -219,6 +219,7 @@ def _kernel_classes():
     from ipykernel.iostream import OutStream
     from ipykernel.kernelapp import IPKernelApp
     from ipykernel.zmqshell import ZMQInteractiveShell
+    from IPython.core.interactiveshell import InteractiveShell
     from traitlets import Type
 
     class ConsoleShell(ZMQInteractiveShell):
@@ -340,6 +341,12 @@ def _kernel_classes():
             )
             kernel.record_ports({name + "_port": port for name, port in self._ports.items()})
             self.kernel = kernel
+            # the console's shell put its own get_ipython into the shared namespace; engine
+            # cells (which call get_ipython() for every magic) must keep reaching the engine's
+            # shell, or they would use this kernel, even after it is shut down
+            user_ns = self._bound.user_ns
+            if InteractiveShell.initialized() and user_ns.get("get_ipython") is not None:
+                user_ns["get_ipython"] = InteractiveShell.instance().get_ipython
 
         def close(self):
             # registered with atexit by init_sockets; BoundKernel.stop does the work
