@@ -31,24 +31,19 @@ from .remotefunction import getname
 from .view import View
 
 
-def _validate_timeout(value):
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"timeout must be >= 0, not {value!r}")
-    return float(value)
+def _non_negative(name, kind, what, convert):
+    """A validator for a flag that is None (meaning 0) or a non-negative ``kind``."""
 
+    def validate(value):
+        if value is None:
+            return convert(0)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, not {value!r}")
+        return convert(value)
 
-def _validate_retries(value):
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"retries must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"retries must be >= 0, not {value!r}")
-    return int(value)
+    return validate
 
 
 def _validate_targets(value):
@@ -67,8 +62,8 @@ def _validate_targets(value):
 _VALIDATORS = {
     "after": as_dependency_dict,
     "follow": as_dependency_dict,
-    "timeout": _validate_timeout,
-    "retries": _validate_retries,
+    "timeout": _non_negative("timeout", numbers.Real, "a number of seconds", float),
+    "retries": _non_negative("retries", numbers.Integral, "an int", int),
     "targets": _validate_targets,
 }
 
