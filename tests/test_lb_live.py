@@ -154,7 +154,7 @@ def test_dependency_errors(lv, rc):
 
 
 def test_timeout_on_an_unmet_dependency_and_abort_of_a_waiting_task(lv):
-    blocker = lv.apply_async(time.sleep, 1.5)
+    blocker = lv.apply_async(time.sleep, 4)  # long enough that a loaded machine cannot end it first
     with lv.temp_flags(after=blocker, timeout=0.2):
         with pytest.raises(ipp.TaskTimeout):
             lv.apply_sync(pid)
