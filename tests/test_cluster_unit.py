@@ -78,20 +78,11 @@ def test_start_arguments_and_controller_passthrough():
     assert parser.parse_args(["start"]).cluster_id == ""
 
 
-def test_classic_local_form_parses_as_start():
-    args = app.build_parser().parse_args(["local", "-n", "2"])
-    assert (args.command, args.n, args.daemonize) == ("local", 2, False)
-
-
-@pytest.mark.parametrize("mode,launcher", [("mpiexec", "mpi"), ("mpirun", "mpi"), ("ssh", "ssh"),
-                                           ("pbs", "pbs"), ("sge", "sge"), ("lsf", "lsf")])
-def test_classic_modes_say_which_launcher_is_missing(mode, launcher, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        app.main([mode, "-n", "4", "--mpi=mpi4py"])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
-    assert f"the {launcher!r} engine launcher is not available yet" in err
-    assert "ipcluster start -n N" in err
+def test_classic_local_form_goes_to_the_0_10_command_line():
+    # the 0.10 modes and their options are tested in test_furl.py
+    assert app.legacycli.is_legacy(["local", "-n", "2"])
+    args, _ = app.legacycli.parse(["local", "-n", "2"])
+    assert (args.mode, args.n) == ("local", 2)
 
 
 def test_stop_and_list_without_clusters(tmp_path, capsys):

@@ -6,13 +6,16 @@
                          [--ip IP] [--location HOST] [--engines local] [-- CONTROLLER ARGS]
     ipcluster stop [--profile P] [--cluster-id I] [--all]
     ipcluster list [-o json]
-    ipcluster local -n 4          # the IPython 0.10 form of ``ipcluster start``
+    ipcluster local -n 4 [-r] [-x] [-y] ...   # IPython 0.10: a mode first, its options after it
 
 Arguments after ``--`` go to the controller (``ipcluster start -n 2 -- --ping 200``).
 ``ipcluster`` uses cluster id ``""`` by default, as ipyparallel does, so one
-``ipcluster start`` per profile unless ``--cluster-id`` says otherwise.  The other
-IPython 0.10 modes (``mpiexec``, ``mpirun``, ``ssh``, ``pbs``, ``sge``, ``lsf``) parse
-and say which launcher is missing.
+``ipcluster start`` per profile unless ``--cluster-id`` says otherwise.
+
+This is a dispatcher: a first argument that is an IPython 0.10 mode (``local``,
+``mpiexec``, ``mpirun``, ``pbs``, ``sge``, ``lsf``, ``ssh``), or no command but ``-n``
+(0.9's ``ipcluster -n 4``), runs the 0.10 command line (:mod:`.legacycli`); anything
+else the ipyparallel one here.
 
 Exit status: 0 ok; 1 failed; 2 usage; 10 already running; 11 nothing to stop.
 """
@@ -25,13 +28,12 @@ import sys
 
 from .._version import __version__
 from ..wire import connection
-from . import files
+from . import files, legacycli
 from .cluster import Cluster
-from .launchers import PLANNED_LAUNCHERS, LauncherNotAvailable, engine_launcher_class
+from .launchers import LauncherNotAvailable
 
 ALREADY_STARTED = 10
 ALREADY_STOPPED = 11
-CLASSIC_MODES = ("mpiexec", "mpirun", "ssh", "pbs", "sge", "lsf")
 
 
 def _add_profile_args(p):
@@ -61,14 +63,15 @@ def _add_start_args(p):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ipcluster", description="Start, stop and list kernelpar clusters (a controller and engines).",
-        epilog="Arguments after '--' are passed to the controller, e.g. ipcluster start -n 2 -- --ping 200",
+        epilog="Arguments after '--' are passed to the controller, e.g. ipcluster start -n 2 -- --ping 200. "
+               "IPython 0.10 forms: ipcluster local|mpiexec|mpirun|pbs|sge|lsf|ssh [-n N] ... "
+               "(see ipcluster local -h)",
     )
     parser.add_argument("--version", action="version", version=f"kernelpar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     _add_start_args(sub.add_parser("start", help="start a cluster (in the foreground unless --daemonize)"))
-    _add_start_args(sub.add_parser("local", help="IPython 0.10 form of 'start': a local cluster"))
 
     stop = sub.add_parser("stop", help="stop a running cluster")
     _add_profile_args(stop)
@@ -79,10 +82,6 @@ def build_parser():
     ls = sub.add_parser("list", help="list clusters (of every profile, unless one is given)")
     _add_profile_args(ls)
     ls.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
-
-    for mode in CLASSIC_MODES:
-        classic = sub.add_parser(mode, help=f"IPython 0.10 mode: needs the {PLANNED_LAUNCHERS[mode]} launcher")
-        classic.add_argument("-n", "--n", type=int, default=None)
     return parser
 
 
@@ -171,25 +170,14 @@ def cmd_stop(args):
     return 0 if running else status
 
 
-def cmd_classic(args):
-    try:
-        engine_launcher_class(args.command)
-    except LauncherNotAvailable as e:
-        print(f"ipcluster {args.command}: {e}.\nFor a cluster on this machine use: ipcluster start -n N "
-              f"(or the old form: ipcluster local -n N)", file=sys.stderr)
-    return 1
-
-
 def main(argv=None):
-    argv, controller_args = _split_controller_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if legacycli.is_legacy(argv):
+        sys.exit(legacycli.main(argv))
+    argv, controller_args = _split_controller_args(argv)
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if args.command in CLASSIC_MODES:
-        # IPython 0.10 mode options (--mpi, --pbs-script, --clusterfile, ...) are accepted
-        sys.exit(cmd_classic(args))
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command in ("start", "local"):
+    args = parser.parse_args(argv)
+    if args.command == "start":
         from .start import cmd_start
 
         _configure_logging(args.log_level)

@@ -62,7 +62,12 @@ def cmd_start(args, controller_args):
 # --- foreground
 
 
-async def run_foreground(cluster):
+async def run_foreground(cluster, on_started=None):
+    """Start ``cluster``, watch it until a signal or its controller exits, stop it; the exit status.
+
+    ``on_started(cluster)``, a coroutine function, runs once the cluster has started (a
+    signal still stops everything meanwhile); if it raises, the cluster is stopped.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -91,10 +96,31 @@ async def run_foreground(cluster):
     pids = [pid for es in cluster.engines.values() for pid in es.pids]
     log.info("cluster %r started in %s: controller pid %s, %d engines (pids %s)", cluster.cluster_id,
              cluster.profile_dir, cluster.controller.pid, len(pids), " ".join(map(str, pids)))
-    code = await _watch(cluster, stop)
+    code = await _after_start(cluster, on_started, stop) if on_started is not None else None
+    if code is None:
+        code = await _watch(cluster, stop)
     await cluster.stop_cluster()
     log.info("cluster %r stopped", cluster.cluster_id)
     return code
+
+
+async def _after_start(cluster, on_started, stop):
+    """Run ``on_started(cluster)`` unless a signal comes first; an exit status if it failed or was interrupted."""
+    hook = asyncio.ensure_future(on_started(cluster))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([hook, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not hook.done():
+        hook.cancel()
+        await asyncio.gather(hook, return_exceptions=True)
+        log.info("stopping the cluster (signal received)")
+        return 0
+    try:
+        hook.result()
+    except Exception as e:
+        log.error("%s", e)
+        return 1
+    return None
 
 
 async def _watch(cluster, stop):

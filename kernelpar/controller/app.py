@@ -6,6 +6,10 @@ the client and engine connection files (mode 0600) only once every socket is bou
 (SIGTERM, SIGINT, a hub ``shutdown_request``, or the death of the launching process
 named in ``$KERNELPAR_PARENT_PID``) closes the sockets, terminates the zmq context and
 removes the files unless ``--reuse`` was given.
+
+It also speaks IPython 0.10: the FURL files of the legacy clients and ``ipengine
+--furl-file`` (:mod:`.furlfiles`, options ``-r``, ``-x``, ``-y``, ``--client-port``, ...)
+and ``-l/--logfile PREFIX`` (log to ``PREFIX<pid>.log``).
 """
 
 import argparse
@@ -19,6 +23,8 @@ import tempfile
 from .._version import __version__
 from ..wire import connection, protocol
 from ..wire.session import Session
+from . import furlfiles
+from .furlservice import FurlPortError
 from .schemes import SCHEMES
 
 log = logging.getLogger("kernelpar.controller")
@@ -55,22 +61,40 @@ def build_parser():
     p.add_argument("--record-limit", type=int, default=1024, help="task records kept in memory (dictdb)")
     p.add_argument("--size-limit", type=int, default=128 * 1024 * 1024, help="bytes of task data kept in memory (dictdb)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("-l", "--logfile", default=None, metavar="PREFIX",
+                   help="log to PREFIX<pid>.log (warnings also to stderr); default: stderr")
     p.add_argument("--version", action="version", version=f"kernelpar {__version__}")
+    furlfiles.add_arguments(p)
     return p
 
 
-def configure_logging(level, name):
+def configure_logging(level, name, logfile_prefix=None):
+    """Log to stderr, or (0.10's ``-l PREFIX``) to ``PREFIX<pid>.log`` with warnings also on stderr."""
     if isinstance(level, str) and level.isdigit():
         level = int(level)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format=f"%(asctime)s [{name}] %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    formatter = logging.Formatter(f"%(asctime)s [{name}] %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(formatter)
+    handlers = [stderr]
+    if logfile_prefix:
+        path = f"{os.path.abspath(os.path.expanduser(logfile_prefix))}{os.getpid()}.log"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        logfile = logging.FileHandler(path)
+        logfile.setFormatter(formatter)
+        stderr.setLevel(logging.WARNING)
+        handlers.append(logfile)
+    logging.basicConfig(level=level, handlers=handlers)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level.upper() if isinstance(args.log_level, str) else args.log_level, "controller")
+    configure_logging(args.log_level.upper() if isinstance(args.log_level, str) else args.log_level, "controller",
+                      args.logfile)
     if args.ping <= 0:
         sys.exit(f"ipcontroller: --ping must be positive, not {args.ping}")
+    problem = furlfiles.check_arguments(args)
+    if problem:
+        sys.exit(f"ipcontroller: {problem}")
 
     import zmq
     from twisted.internet import epollreactor
@@ -112,14 +136,31 @@ def main(argv=None):
     files = {
         kind: connection.connection_file(profile_dir, kind, args.cluster_id) for kind in ("client", "engine")
     }
+    ipython_dir = os.path.abspath(os.path.expanduser(args.ipython_dir or connection.ipython_dir()))
+    legacy = None
+    if furlfiles.wanted(args, profile_dir, ipython_dir):
+        legacy = furlfiles.LegacyFurls(args, ipython_dir)
+        legacy.prepare()
+        try:
+            legacy.start_service(reactor, ctx, client_info, engine_info)
+        except FurlPortError as e:
+            server.close(linger=0)
+            ctx.term()
+            if ipc_dir is not None:
+                shutil.rmtree(ipc_dir, ignore_errors=True)
+            sys.exit(f"ipcontroller: {e}")
 
     def write_files():
         server.start()
+        if legacy is not None:
+            legacy.write(lambda: len(server.hub.registry.registered()), reactor)
         connection.write_private_json(files["engine"], engine_info)
         connection.write_private_json(files["client"], client_info)
         log.info("controller ready (pid %d): %s", os.getpid(), files["client"])
 
     def cleanup():
+        if legacy is not None:
+            legacy.close()
         server.close()
         if not args.reuse:
             for path in files.values():

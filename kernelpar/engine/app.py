@@ -2,10 +2,19 @@
 
 Connection info comes from, in order: ``$KERNELPAR_CONNECTION_INFO`` (or
 ``$IPP_CONNECTION_INFO``), the JSON engine dict a launcher passes so no file has to
-exist; ``--file PATH``; the profile's ``ipcontroller[-<cluster_id>]-engine.json``.  A file
-may not exist yet when engines start together with the controller, so it is polled
-for (every 50 ms, up to ``--timeout`` seconds) before the engine gives up with an
-error naming the path.
+exist; ``--file PATH``; IPython 0.10's ``--furl-file PATH`` (an engine FURL, redeemed
+with the controller for the same dict); the profile's
+``ipcontroller[-<cluster_id>]-engine.json``, or, when that does not exist and no
+profile or cluster id was named, 0.10's default engine FURL file
+``<IPYTHONDIR>/security/ipcontroller-engine.furl`` if that exists (the 0.10 way to run
+engines on another host: copy that file there).  A file may not exist yet when engines
+start together with the controller, so it is polled for (every 50 ms, up to
+``--timeout`` seconds) before the engine gives up with an error naming the path; the
+FURL's controller must answer within the same timeout.
+
+As 0.10's engines did, an engine puts ``''`` at the front of ``sys.path`` (modules in
+its working directory, which is the directory it was started in, are importable), and
+``-l/--logfile PREFIX`` logs to ``PREFIX<pid>.log``.
 
 The main thread installs the SIGINT/SIGTERM handlers (SIGINT interrupts running user
 code and is ignored while idle; SIGTERM shuts the engine down cleanly), starts the IO
@@ -22,7 +31,8 @@ import signal
 import sys
 import time
 
-from ..wire import shm
+from ..wire import furl as furls
+from ..wire import furlrequest, shm
 from ..wire.connection import (
     connection_file,
     connection_info_from_env,
@@ -64,6 +74,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--log-level", metavar="LEVEL", default="INFO", type=_log_level, help="DEBUG, INFO, WARNING, ..."
     )
+    legacy = parser.add_argument_group("IPython 0.10 options")
+    legacy.add_argument("--furl-file", metavar="PATH",
+                        help="the controller's engine FURL file (default, when no connection file exists: "
+                             "<IPYTHONDIR>/security/ipcontroller-engine.furl)")
+    legacy.add_argument("-l", "--logfile", metavar="PREFIX", help="log to PREFIX<pid>.log (default: stderr)")
+    legacy.add_argument("--mpi", metavar="NAME", default="", help="mpi4py|pytrilinos: not available yet in kernelpar")
     return parser.parse_args(argv)
 
 
@@ -86,12 +102,19 @@ def _log_level(value):
     return level
 
 
-def setup_logging(level):
-    handler = logging.StreamHandler(sys.__stderr__)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s.%(msecs)03d ipengine[%(process)d] %(levelname)s %(message)s", "%H:%M:%S")
-    )
-    log.addHandler(handler)
+def setup_logging(level, logfile_prefix=None):
+    """Log to stderr, or (0.10's ``-l PREFIX``) to ``PREFIX<pid>.log`` with warnings also on stderr."""
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03d ipengine[%(process)d] %(levelname)s %(message)s",
+                                  "%H:%M:%S")
+    handlers = [logging.StreamHandler(sys.__stderr__)]
+    if logfile_prefix:
+        path = f"{os.path.abspath(os.path.expanduser(logfile_prefix))}{os.getpid()}.log"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handlers[0].setLevel(logging.WARNING)
+        handlers.append(logging.FileHandler(path))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False
     # Twisted's own log events (e.g. an exception in a socket callback) go to our logger;
@@ -112,14 +135,22 @@ def load_connection_info(args):
         raise StartupError(f"$KERNELPAR_CONNECTION_INFO is not valid JSON: {e}") from None
     if info is not None:
         source = "the environment"
+    elif args.file:
+        source = os.path.abspath(os.path.expanduser(args.file))
+        info = wait_for_file(source, args.timeout, parent_pid())
+    elif args.furl_file:
+        source = os.path.abspath(os.path.expanduser(args.furl_file))
+        info = info_from_furl_file(source, args.timeout, parent_pid())
     else:
-        if args.file:
-            path = os.path.abspath(os.path.expanduser(args.file))
+        profile_dir = locate_profile_dir(args.profile, args.profile_dir, create=False)
+        source = connection_file(profile_dir, "engine", args.cluster_id)
+        default_furl = furls.default_furl_file("engine", create=False)
+        named = args.profile or args.profile_dir or args.cluster_id
+        if not named and not os.path.exists(source) and os.path.exists(default_furl):
+            source = default_furl
+            info = info_from_furl_file(source, args.timeout, parent_pid())
         else:
-            profile_dir = locate_profile_dir(args.profile, args.profile_dir, create=False)
-            path = connection_file(profile_dir, "engine", args.cluster_id)
-        info = wait_for_file(path, args.timeout, parent_pid())
-        source = path
+            info = wait_for_file(source, args.timeout, parent_pid())
     missing = [k for k in REQUIRED_KEYS if k not in info]
     if missing:
         raise StartupError(f"the connection info from {source} lacks {', '.join(missing)}")
@@ -146,6 +177,36 @@ def wait_for_file(path, timeout, parent=None, poll=FILE_POLL_INTERVAL):
                     "(with the same profile and cluster id)?"
                 ) from None
         time.sleep(poll)
+
+
+def info_from_furl_file(path, timeout, parent=None, poll=FILE_POLL_INTERVAL):
+    """The engine connection dict an engine FURL file stands for.
+
+    The file is waited for as a connection file is; then its controller must answer
+    within what is left of ``timeout``.  Every failure is a StartupError naming the file.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if parent is not None and os.getppid() != parent:
+            raise StartupError(f"the process that started this engine (pid {parent}) is gone")
+        if os.path.exists(path):
+            break
+        if time.monotonic() >= deadline:
+            raise StartupError(f"the FURL file {path} did not appear within {timeout:g} s: is the controller running?")
+        time.sleep(poll)
+    try:
+        # written atomically: an empty or malformed file will stay so
+        furl = furls.read_furl_file(path)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    try:
+        kind, info = furlrequest.resolve(furl, max(0.1, deadline - time.monotonic()), f"the FURL file {path}")
+    except OSError as e:
+        raise StartupError(f"error connecting to controller: {e}") from None
+    if kind != "engine":
+        raise StartupError(f"the FURL file {path} is {furls.KIND_DESCRIPTIONS[kind]}, not the engine FURL "
+                           "(ipcontroller-engine.furl)")
+    return info
 
 
 def parent_pid():
@@ -229,8 +290,13 @@ def exit_promptly(code):
 
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.logfile)
+    if sys.path[:1] != [""]:
+        sys.path.insert(0, "")
     try:
+        if args.mpi:
+            raise StartupError(f"--mpi={args.mpi}: MPI engines are not available yet in kernelpar "
+                               "(issue 'launchers'); start the engines without --mpi")
         info, source = load_connection_info(args)
         if info.get("versions") is not None:
             problem = version_mismatch(versions(), info["versions"], me="this engine", them="the controller")
