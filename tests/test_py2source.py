@@ -91,9 +91,29 @@ def test_except_comma_and_raise_comma():
             caught2 = type(err).__name__
     ''')
     out = translate(source)
-    assert "except ValueError as e:" in out and 'raise ValueError("bad value")' in out
+    assert "except ValueError as __kp_exc__:" in out and 'raise ValueError("bad value")' in out
     ns = run(source)
     assert ns["caught"] == "bad value" and ns["caught2"] == "KeyError"
+    # as in Python 2, the names stay bound after the handlers
+    assert str(ns["e"]) == "bad value" and type(ns["err"]) is KeyError
+
+
+def test_except_name_kept_only_before_a_simple_statement():
+    source = src('''
+        try:
+            1/0
+        except ZeroDivisionError, e: print "caught"
+        try:
+            {}["k"]
+        except KeyError, k:
+            if k:
+                pass
+    ''')
+    out = translate(source)
+    assert out.split("\n")[2] == 'except ZeroDivisionError as __kp_exc__: e = __kp_exc__; print("caught")'
+    assert "except KeyError as k:" in out           # nothing can go before an "if" on its line
+    ns = run(source)
+    assert type(ns["e"]) is ZeroDivisionError and "k" not in ns
 
 
 def test_xrange_and_dict_iter_methods():
@@ -653,3 +673,19 @@ def test_docs_wordfreq_style_client_code(capsys):
     ''')
     run(source)
     assert capsys.readouterr().out == "c 4\na 3\n"
+
+
+def test_a_range_compared_with_anything_but_a_range_was_a_list():
+    assert translate("ok = gathered == range(10)") == "ok = gathered == list(range(10))"
+    same = "ok = range(3) == range(0, 3)"
+    assert translate(same) is same
+
+
+def test_assume_py2_makes_list_builtins_lists_in_valid_python3():
+    # a legacy session: whether the map is used as a list only shows in a later input
+    source = "squares = map(abs, xs)\nprint('n', len(xs))\nfor a, b in zip(xs, xs): pass\n"
+    assert translate(source) is source
+    out = translate(source, assume_py2=True)
+    assert out == "squares = list(map(abs, xs))\nprint('n', len(xs))\nfor a, b in zip(xs, xs): pass\n"
+    plain = "a = 5"
+    assert translate(plain, assume_py2=True) is plain

@@ -295,15 +295,19 @@ class Unparsable(Exception):
         self.msg, self.lineno, self.offset, self.cause = msg, lineno, offset, cause
 
 
-def run_fixers(source, py3_valid):
-    """Source through the fissix fixers; raises Unparsable when fissix cannot parse it."""
+def run_fixers(source, py3_valid, print_statements=True):
+    """Source through the fissix fixers; raises Unparsable when fissix cannot parse it.
+
+    ``print_statements=False`` reads valid Python 3 source with ``print`` as the function
+    (``print("a", b)`` stays a call, not the print statement of a tuple).
+    """
     fx = load_fissix()
     pygram, syms, token = fx["pygram"], fx["pygram"].python_symbols, fx["token"]
     features = fx["refactor"]._detect_future_features(source)
     if py3_valid or "print_function" in features:
         grammars = [pygram.python_grammar_no_print_statement, pygram.python_grammar,
                     pygram.python_grammar_no_print_and_exec_statement]
-        if py3_valid:
+        if py3_valid and print_statements:
             # "print" alone is Python 2's empty print; try the print-statement grammar first
             grammars[0], grammars[1] = grammars[1], grammars[0]
     else:

@@ -10,9 +10,14 @@ module: importing it changes nothing; only :func:`install_helpers` (or running
 
 Public API
 ----------
-``translate(source, filename="<string>", division=True) -> str``
+``translate(source, filename="<string>", division=True, assume_py2=False) -> str``
     Python 3 source for ``source``.  Source that already is Python 3, shows no Python 2-only
     usage and needs no division rewrite is returned *unchanged* (the very same object).
+    ``assume_py2=True`` says the source is known to be Python 2-era (a legacy script, an
+    engine code string of the 0.10 API, a cell of a legacy session): then valid Python 3
+    source is given the fixers for list-returning builtins too (``x = map(f, xs)`` becomes
+    ``x = list(map(f, xs))``, as Python 2 gave a list; ``print(a, b)`` stays a call), since
+    whether the value is used as a list may only show in another cell or code string.
     Everything else goes through ``fissix`` (lib2to3's fixers, see :data:`FIXERS`) and then,
     unless ``division`` is false or the source says ``from __future__ import division``,
     every ``a / b`` becomes ``__kp_classic_div__(a, b)`` and ``a /= b`` becomes
@@ -20,7 +25,7 @@ Public API
     Lines are kept where they were, so tracebacks point at the user's lines.  Results are
     kept in a bounded LRU cache keyed by the source text.  Source that is neither Python 3
     nor translatable Python 2 raises :class:`SyntaxError` naming the original line.
-``needs_translation(source, division=True) -> bool``
+``needs_translation(source, division=True, assume_py2=False) -> bool``
     Whether :func:`translate` would change (or reject) ``source``.
 ``classic_div(a, b)``, ``classic_idiv(a, b)``
     Python 2's ``/`` and ``/=``: floor division when both operands are integral (``int``,
@@ -61,6 +66,7 @@ through the fixers; Python 3 code that merely uses ``map`` or ``d.keys()`` is le
 """
 import collections
 import io
+import re
 import threading
 import tokenize
 
@@ -76,6 +82,7 @@ from .division import (  # the public API lives here, the pieces in the sibling 
     install_helpers,
     rewrite_division,
 )
+from .exceptnames import keep_except_names
 from .fixers import FIXERS, Unparsable, load_fissix, run_fixers
 from .py2usage import has_py2_usage, parse3
 
@@ -212,37 +219,42 @@ def cache_clear():
     _cache.clear()
 
 
-def translate(source, filename="<string>", division=True):
+def translate(source, filename="<string>", division=True, assume_py2=False):
     """Python 3 source for Python 2-era ``source`` (see the module documentation).
 
-    ``filename`` only labels errors.  ``division=False`` leaves ``/`` alone.  Raises
-    :class:`SyntaxError` (naming ``filename`` and the original line) when ``source`` is
-    neither Python 3 nor translatable Python 2.
+    ``filename`` only labels errors.  ``division=False`` leaves ``/`` alone.
+    ``assume_py2=True``: list-returning builtins become lists in valid Python 3 source too.
+    Raises :class:`SyntaxError` (naming ``filename`` and the original line) when ``source``
+    is neither Python 3 nor translatable Python 2.
     """
     if isinstance(source, bytes):
         source = decode_source(source)
     if not isinstance(source, str):
         raise TypeError(f"source must be str, not {type(source).__name__}")
-    key = (source, bool(division))
+    key = (source, bool(division), bool(assume_py2))
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    result = _translate(source, filename, bool(division))
+    result = _translate(source, filename, bool(division), bool(assume_py2))
     if result == source:
         result = source
     _cache.put(key, result)
     return result
 
 
-def needs_translation(source, division=True):
+def needs_translation(source, division=True, assume_py2=False):
     """Whether :func:`translate` would not return ``source`` unchanged (or would reject it)."""
     try:
-        return translate(source, division=division) is not source
+        return translate(source, division=division, assume_py2=assume_py2) is not source
     except SyntaxError:
         return True
 
 
-def _translate(source, filename, division):
+#: calls whose Python 2 result was a list (a cheap test before fissix parses valid Python 3)
+_LIST_BUILTIN_CALL = re.compile(r"\b(?:map|filter|zip|range|keys|values|items)\s*\(")
+
+
+def _translate(source, filename, division, assume_py2):
     src = source
     src = src.removeprefix("\ufeff")
     if "\r" in src:
@@ -258,12 +270,15 @@ def _translate(source, filename, division):
     except (SyntaxError, ValueError):
         tree = None
 
+    python2 = False                     # the source went through the fixers as Python 2
     if tree is not None:
-        if has_py2_usage(tree):
+        py2_usage = has_py2_usage(tree)
+        if py2_usage or (assume_py2 and _LIST_BUILTIN_CALL.search(src)):
             try:
-                fixed = run_fixers(src, py3_valid=True)
+                fixed = run_fixers(src, py3_valid=True, print_statements=py2_usage)
                 tree = parse3(fixed, filename)
                 src = fixed
+                python2 = True
             except (Unparsable, SyntaxError, ValueError, ImportError):
                 pass                    # keep the Python 3 source as it is (no fissix: too)
     else:
@@ -277,6 +292,12 @@ def _translate(source, filename, division):
             raise _syntax_error(f"Python 2 source could not be translated: {e.msg}", src,
                                 filename, e.lineno or 1, None, e) from None
         src = fixed
+        python2 = True
+
+    if python2:
+        kept = keep_except_names(src, tree)
+        if kept is not src:
+            src, tree = kept, parse3(kept, filename)
 
     if division:
         future = future_division(tree)

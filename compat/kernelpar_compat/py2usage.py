@@ -153,6 +153,10 @@ def has_py2_usage(tree):
                 if any(builtin_call(x, {"range"}) or view_call(x) for x in operands) and \
                         any(is_list(x) for x in operands):
                     return True
+                # a range equals nothing but a range: compared to anything else, it was a list
+                ranges = [builtin_call(x, {"range"}) for x in operands]
+                if any(ranges) and not all(ranges):
+                    return True
         elif isinstance(node, ast.Call):
             if builtin_call(node, {"len"}) and node.args and \
                     builtin_call(node.args[0], _ITER_BUILTINS):
