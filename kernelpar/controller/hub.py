@@ -206,6 +206,12 @@ class Hub:
             self.outbox.control(engine, "abort_request", {"msg_ids": ids})
         self._reply(msg, "task_abort_reply", {"status": "ok"})
 
+    def _on_legacy_task_request(self, msg):
+        """The IPython 0.10 TaskClient's operations on its numbered tasks (see :mod:`.legacytasks`)."""
+        if self.tasks is None:
+            raise RuntimeError("this controller has no load-balanced task channel")
+        self._reply(msg, "legacy_task_reply", self.tasks.legacy_request(msg.content))
+
     # -- task records -------------------------------------------------------------
 
     def _on_record_query(self, msg):

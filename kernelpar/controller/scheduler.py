@@ -57,6 +57,9 @@ to named engines including it (an index from engine to task), and those barred f
 all the other engines.  A task that can never run fails at once instead of waiting for
 an engine that will not come back; only a task that may run anywhere and has not been
 tried anywhere waits for engines to register.
+
+TaskClient tasks (those with a ``legacy_id``) follow IPython 0.10's rules where they
+differ: :mod:`.legacyrules` says which, and holds the methods that apply them.
 """
 
 import heapq
@@ -64,81 +67,18 @@ import itertools
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
+from .legacyrules import TaskClientRules
 from .schemes import SCHEMES
-from .taskdeps import IMPOSSIBLE, MET, DependencyIndex, Requirement
+from .taskdeps import IMPOSSIBLE, MET, DependencyIndex
+from .tasktypes import ASSIGNED, DONE, FINAL_STATUS, WAITING, Assign, Deliver, Fail, Task
 
-WAITING = "waiting"
-ASSIGNED = "assigned"
-DONE = "done"
+__all__ = ["ASSIGNED", "DONE", "WAITING", "Assign", "Deliver", "Fail", "Task", "TaskScheduler"]
 
 # where a waiting task may run, as _assess() sees it
 _OPEN = "open"  # any engine, now or registered later
 _ROAMING = "roaming"  # any engine registered now or later except those it tried
 _PINNED = "pinned"  # only the listed engines
-
-
-@dataclass(eq=False, slots=True)
-class Task:
-    """One load-balanced request, as the scheduler sees it.
-
-    The edge fills in the first seven fields; the rest is the scheduler's bookkeeping,
-    which the edge may read but never writes: ``state`` (``None`` until submitted, then
-    ``"waiting"``, ``"assigned"`` or ``"done"``), ``engine`` (the engine it is on;
-    ``None`` while waiting; once done, the engine that answered it or, for
-    ``EngineError``, died with it) and ``tried`` (the engines it may not go to again).  ``targets`` may be any
-    iterable of engine uuids; the scheduler makes it a frozenset, or ``None`` when
-    empty (no restriction, as in ipyparallel).
-    """
-
-    msg_id: str
-    payload: object
-    targets: frozenset | None = None
-    after: dict | None = None
-    follow: dict | None = None
-    timeout: float = 0.0
-    retries: int = 0
-
-    state: str | None = field(default=None, init=False)
-    engine: str | None = field(default=None, init=False)
-    tried: frozenset = field(default=frozenset(), init=False)
-    retries_left: int = field(default=0, init=False, repr=False)
-    seq: int = field(default=0, init=False, repr=False)
-    ticket: int = field(default=0, init=False, repr=False)
-    deadline: float | None = field(default=None, init=False, repr=False)
-    after_req: Requirement | None = field(default=None, init=False, repr=False)
-    follow_req: Requirement | None = field(default=None, init=False, repr=False)
-    awaited: set | frozenset = field(default=frozenset(), init=False, repr=False)
-    pins: frozenset = field(default=frozenset(), init=False, repr=False)
-
-
-@dataclass(slots=True)
-class Assign:
-    """Send ``task`` to ``engine``."""
-
-    task: Task
-    engine: str
-
-
-@dataclass(slots=True)
-class Fail:
-    """Answer ``task``'s client with an error of class ``ename``: the task is over.
-
-    ``task.engine`` is the engine that died for ``EngineError``, else ``None``.
-    """
-
-    task: Task
-    ename: str
-    evalue: str
-
-
-@dataclass(slots=True)
-class Deliver:
-    """Forward the reply ``engine`` just sent for ``task`` to the client: the task is over."""
-
-    task: Task
-    engine: str
 
 
 class _Engine:
@@ -154,11 +94,7 @@ class _Engine:
         self.stamp = stamp
 
 
-# a reply's status -> the outcome its dependents see: an aborted task did not succeed
-_FINAL_STATUS = {"ok": "ok", "error": "error", "aborted": "error"}
-
-
-class TaskScheduler:
+class TaskScheduler(TaskClientRules):
     """Decides where and when load-balanced tasks run; see the module docstring."""
 
     #: outcomes of finished tasks remembered here for dependencies (~180 bytes each);
@@ -166,11 +102,13 @@ class TaskScheduler:
     outcomes_kept = 20_000
 
     def __init__(self, scheme="leastload", hwm=1, clock=time.monotonic, rng=None,
-                 outcome_of=None):
+                 outcome_of=None, idle_timeout=30.0):
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
         if hwm < 0:
             raise ValueError(f"hwm must be 0 (no limit) or more, not {hwm}")
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be a positive number of seconds, not {idle_timeout}")
         self.scheme = scheme
         self.hwm = hwm
         self._choose = SCHEMES[scheme]
@@ -193,6 +131,11 @@ class TaskScheduler:
         self._seqs = itertools.count()
         self._uses = itertools.count()
         self._registrations = itertools.count(1)
+        #: seconds TaskClient tasks that were refused may wait while every engine idles
+        self.idle_timeout = idle_timeout
+        self._refused = {}  # TaskClient tasks not done that some engine refused: {task: None}
+        self._unbars = []  # heap of (unbar_at, n, task), stale once the task moved on
+        self._activity = clock()  # the last event that restarts the idle timeout
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -233,6 +176,7 @@ class TaskScheduler:
         # never used yet, so it is the least recently used of all
         eng = self._engines[uuid] = _Engine(uuid, -next(self._registrations))
         self._room.add(uuid)
+        self._activity = self.clock()
         for task in self._roaming:
             if uuid not in task.tried:
                 eng.queue.append((task.seq, task.ticket, task))
@@ -247,6 +191,9 @@ class TaskScheduler:
             return []
         self._room.discard(uuid)
         for task in eng.tasks.values():
+            if task.legacy_id is not None:
+                self._legacy_reply(task, uuid, "lost")
+                continue
             task.tried = task.tried | {uuid}
             if task.retries_left > 0 and self._assess(task)[0] is None:
                 task.engine = None
@@ -275,6 +222,7 @@ class TaskScheduler:
         task.retries_left = max(0, task.retries)
         task.seq = next(self._seqs)
         self._tasks[msg_id] = task
+        self._activity = self.clock()
         self._wait(task)
         problem = self._deps.attach(task, self._outcome)
         if problem is not None:
@@ -290,7 +238,7 @@ class TaskScheduler:
         A reply the scheduler no longer expects (the task was failed or moved on when
         its engine was removed) returns ``[]``: the edge must drop it.
         """
-        if status != "unmet" and status not in _FINAL_STATUS:
+        if status != "unmet" and status not in FINAL_STATUS:
             raise ValueError(f"unknown task status {status!r}")
         task = self._tasks.get(msg_id)
         if task is None or task.state is not ASSIGNED or task.engine != engine:
@@ -298,6 +246,12 @@ class TaskScheduler:
         eng = self._engines[engine]
         del eng.tasks[msg_id]
         self._room.add(engine)
+        if task.legacy_id is not None:
+            self._legacy_reply(task, engine, status)
+            self._fill(eng)
+            self._propagate()
+            self._check_idle()
+            return self._flush()
         task.tried = task.tried | {engine}
         if status == "unmet":
             task.engine = None
@@ -311,7 +265,7 @@ class TaskScheduler:
         else:
             task.state = DONE
             self._decisions.append(Deliver(task, engine))
-            self._finish(task, _FINAL_STATUS[status], engine)
+            self._finish(task, FINAL_STATUS[status], engine)
         self._fill(eng)
         self._propagate()
         return self._flush()
@@ -354,8 +308,11 @@ class TaskScheduler:
         return self._flush()
 
     def expire(self):
-        """Fail with ``TaskTimeout`` the tasks that have waited past their timeout."""
+        """Fail with ``TaskTimeout`` the tasks that have waited past their timeout (and
+        TaskClient tasks refused while engines idled too long); lift refusal bars that ended."""
         now = self.clock()
+        self._check_idle()
+        self._lift_ended_bars(now)
         heap = self._deadlines
         expired = []
         while heap and heap[0][0] <= now:
@@ -371,13 +328,16 @@ class TaskScheduler:
 
     def next_deadline(self):
         """The clock value at which ``expire()`` next has work, or ``None``."""
+        due = []
         heap = self._deadlines
         while heap:
             deadline, _, task = heap[0]
             if task.state is WAITING and task.deadline == deadline:
-                return deadline
+                due.append(deadline)
+                break
             heapq.heappop(heap)
-        return None
+        due.extend(self._legacy_deadlines())
+        return min(due) if due else None
 
     # -- dependencies ---------------------------------------------------------------------
 
@@ -408,7 +368,7 @@ class TaskScheduler:
             if not task.tried:
                 return None, _OPEN, None
             engines = [e for e in self._engines if e not in task.tried]
-            if not engines:
+            if not engines and task.legacy_id is None:
                 return ("every engine left has already tried it "
                         f"({sorted(task.tried)})"), None, None
             return None, _ROAMING, engines
@@ -528,6 +488,7 @@ class TaskScheduler:
             # bounded memory: older outcomes are the hub's records' business (outcome_of)
             del outcomes[next(iter(outcomes))]
         self._roaming.pop(task, None)
+        self._refused.pop(task, None)
         self._deps.detach(task)
         for e in task.pins:
             pinned = self._pinned.get(e)

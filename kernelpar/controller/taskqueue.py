@@ -19,6 +19,13 @@ needed for this channel: the relay *is* the hub's process) and answers the sched
 failures (``ImpossibleDependency``, ``TaskTimeout``, ``EngineError``...) with an error
 reply signed by the controller.  ``engine_ready`` messages arriving on the
 engine-facing socket are registration steps for the hub.
+
+A request whose metadata has ``legacy`` comes from the IPython 0.10 ``TaskClient``
+(:mod:`.legacytasks`): it is numbered on arrival, and its number goes back to the client
+at once (a ``legacy_task_reply`` answering the ``ack`` msg_id the client chose, while the
+task is already on its way to an engine; one reply for the whole batch of a ``map``).  The
+hub's ``legacy_task_request`` operations (:meth:`TaskQueue.legacy_request`) name tasks by
+those numbers.
 """
 
 import logging
@@ -33,6 +40,7 @@ from ..wire.session import isoformat, pack, unpack
 from ..wire.zmqtwisted import ZmqSocket
 from .broadcast import Broadcaster
 from .devices import unlimited
+from .legacytasks import LegacyTasks, parse_stages
 from .scheduler import Assign, Deliver, Fail, Task, TaskScheduler
 
 log = logging.getLogger("kernelpar.controller")
@@ -72,11 +80,13 @@ def parse_flags(metadata):
 class TaskQueue:
     """Relays load-balanced tasks between clients and engines as ``scheduler`` decides."""
 
-    def __init__(self, reactor, ctx, session, binder, hub, scheme="leastload", hwm=1):
+    def __init__(self, reactor, ctx, session, binder, hub, scheme="leastload", hwm=1, idle_timeout=30.0):
         self.reactor = reactor
         self.session = session
         self.hub = hub
-        self.scheduler = TaskScheduler(scheme, hwm, outcome_of=self._outcome_of)
+        self.scheduler = TaskScheduler(scheme, hwm, outcome_of=self._outcome_of, idle_timeout=idle_timeout)
+        #: the TaskClient's task ids
+        self.legacy = LegacyTasks(self.scheduler)
         self.clients = ZmqSocket(reactor, unlimited(ctx.socket(zmq.ROUTER)), self._on_client)
         engine_sock = unlimited(ctx.socket(zmq.ROUTER))
         # a task for an engine whose connection is gone must fail loudly, not vanish
@@ -85,6 +95,7 @@ class TaskQueue:
         self.client_port = binder.bind(self.clients.sock)
         self.engine_port = binder.bind(self.engines.sock)
         self._replies = {}
+        self._batches = {}  # ack msg_id -> task ids (or refusals) of a TaskClient batch so far
         self._timer = self._timer_deadline = None
         #: BroadcastView's fan-out, which sends its copies through this engine socket
         self.broadcasts = Broadcaster(reactor, ctx, session, binder, hub, self.engines)
@@ -142,14 +153,54 @@ class TaskQueue:
         client_id = msg.idents[0]
         payload = (client_id, frames[1:], msg.header)
         self.hub.record_submission(msg, None, client_id, "task")
+        legacy = task = None
         try:
             metadata = unpack(msg.metadata)
-            task = Task(msg.msg_id, payload, *parse_flags(metadata if isinstance(metadata, dict) else {}))
+            metadata = metadata if isinstance(metadata, dict) else {}
+            legacy = metadata.get("legacy")
+            if legacy is None:
+                task = Task(msg.msg_id, payload, *parse_flags(metadata))
+            else:
+                task = self._legacy_task(msg, frames, legacy)
             decisions = self.scheduler.submit(task)
         except ValueError as e:  # bad flags, undecodable metadata, a msg_id submitted twice
             self._fail(Task(msg.msg_id, payload), "ValueError", str(e))
+            if legacy is not None:
+                if task is not None:
+                    self.legacy.ended(task, "ValueError")
+                self._ack(client_id, legacy, ["ValueError", str(e)])
             return
         self._carry_out(decisions)
+        if legacy is not None:
+            self._ack(client_id, legacy, task.legacy_id)
+
+    def _legacy_task(self, msg, frames, legacy):
+        """Number a TaskClient request and make its Task (stages: see :mod:`.legacytasks`)."""
+        client_id = frames[0]
+        head, buffers = frames[1:7], frames[7:]  # [<IDS|MSG>, signature, 4 dicts], then buffers
+        stages = parse_stages(legacy, len(buffers))
+        _, task = self.legacy.submit(
+            msg.msg_id, stages, lambda start, stop: (client_id, head + buffers[start:stop], msg.header))
+        return task
+
+    def _ack(self, client_id, legacy, entry):
+        """Note a TaskClient request's task id (or ``[ename, message]``: why it was refused).
+
+        The client sent ``batch`` requests naming one ``ack`` msg_id (a ``map`` sends them
+        all at once); the ids go back in one ``legacy_task_reply`` once all have arrived.
+        """
+        ack = legacy.get("ack") if isinstance(legacy, dict) else None
+        size = legacy.get("batch", 1) if isinstance(legacy, dict) else 1
+        if not isinstance(ack, str) or not isinstance(size, int):
+            return
+        batch = self._batches.setdefault(ack, [])
+        batch.append(entry)
+        if len(batch) < size:
+            return
+        del self._batches[ack]
+        frames, _ = self.session.serialize("legacy_task_reply", {"status": "ok", "taskids": batch},
+                                           parent={"msg_id": ack}, idents=(client_id, protocol.HUB_ROUTING_ID))
+        self.clients.send_multipart(frames)
 
     def _on_engine(self, frames):
         msg = self.session.deserialize_or_drop(frames, "task (engine side)", log, lazy=True)
@@ -174,7 +225,7 @@ class TaskQueue:
             status = "error"
         if status not in ("ok", "error", "unmet", "aborted"):
             status = "error"
-        self._replies[msg_id] = (frames, msg)
+        self._replies[msg_id] = (frames, msg, status)
         self._carry_out(self.scheduler.finished(msg_id, engine, status))
         # a reply the scheduler did not deliver (a retry, an unmet dependency) is dropped
         self._replies.pop(msg_id, None)
@@ -205,10 +256,12 @@ class TaskQueue:
         self.hub.db.update_record(task.msg_id, {"engine_uuid": engine})
 
     def _deliver(self, task, engine):
-        frames, msg = self._replies.pop(task.msg_id)
+        frames, msg, status = self._replies.pop(task.msg_id)
         client_id = task.payload[0]
         self.clients.send_multipart([client_id, engine.encode(), *frames[2:]])
         self.hub.record_result(msg, engine)
+        if task.legacy_id is not None:
+            self.legacy.ended(task, status)
 
     def _fail(self, task, ename, evalue):
         client_id, _, header = task.payload
@@ -234,6 +287,37 @@ class TaskQueue:
             "result_header": reply_header, "result_metadata": pack(metadata), "result_content": pack(content),
             "result_buffers": [], "completed": completed,
         })
+        if task.legacy_id is not None:
+            self.legacy.ended(task, ename)
+
+    # -- the TaskClient's operations (the hub's legacy_task_request) -----------------------------
+
+    def legacy_request(self, content):
+        """Answer a ``legacy_task_request``: ``{"op": "abort"|"status"|"clear"|"spin"|"lookup", ...}``.
+
+        The reply is ``{"status": "ok", "value": ...}``, or ``{"status": "ok", "error":
+        [ename, message]}`` with 0.10's IndexError/KeyError/TypeError for the client to raise.
+        """
+        op = content.get("op")
+        try:
+            if op == "abort":
+                self._carry_out(self.legacy.abort(content.get("taskid")))
+                value = None
+            elif op == "status":
+                value = self.legacy.status(bool(content.get("verbose")))
+            elif op == "clear":
+                value = self.legacy.clear(content.get("taskids"))
+            elif op == "spin":
+                decisions = self.scheduler.spin()
+                value = any(isinstance(d, Assign) for d in decisions)
+                self._carry_out(decisions)
+            elif op == "lookup":
+                value = self.legacy.lookup(content.get("taskid"))
+            else:
+                raise ValueError(f"unknown legacy task operation {op!r}")
+        except (IndexError, KeyError, TypeError, ValueError) as e:
+            return {"status": "ok", "error": [type(e).__name__, e.args[0] if e.args else ""]}
+        return {"status": "ok", "value": value}
 
     def _schedule_expiry(self):
         deadline = self.scheduler.next_deadline()
