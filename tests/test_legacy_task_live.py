@@ -471,6 +471,16 @@ def test_tc09_unmet_dependencies_time_out_after_30_seconds(tmp_path):
         assert tc.run(MapTask(lambda: 2), block=True) == 2
 
 
+def test_the_idle_timeout_is_a_controller_option(tmp_path):
+    with fast_cluster(tmp_path, 1, "--task-idle-timeout", "1.5") as rc:
+        rc.wait_for_engines(1, timeout=60)
+        tc = TaskClient.from_client(rc)
+        taskid = tc.run(StringTask("a = 1", depend=lambda p: False))
+        with pytest.raises(TaskTimeout, match=f"task {taskid} failed to execute due to unmet dependencies for 1.5 "
+                                              "seconds"):
+            tc.get_task_result(taskid, block=True)
+
+
 @pytest.mark.slow
 def test_the_pure_scheme_cannot_number_tasks(tmp_path):
     with fast_cluster(tmp_path, 1, "--scheme", "pure") as rc:

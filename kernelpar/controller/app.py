@@ -52,6 +52,9 @@ def build_parser():
                    help="how load-balanced tasks are placed (default %(default)s; 'pure' is a C queue without flags)")
     p.add_argument("--hwm", type=int, default=1,
                    help="load-balanced tasks outstanding per engine (default %(default)s; 0: no limit)")
+    p.add_argument("--task-idle-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="TaskClient tasks that every idle engine refuses (depend, TaskRejectError) fail with "
+                        "TaskTimeout after this long (default %(default)s, as IPython 0.10)")
     store = p.add_mutually_exclusive_group()
     store.add_argument("--dictdb", dest="db", action="store_const", const="dictdb", default="dictdb",
                        help="keep task records in memory, bounded (default)")
@@ -130,6 +133,7 @@ def main(argv=None):
     server = ControllerServer(
         reactor, ctx, session, connection.versions(), interface=interface, location=args.location,
         hb_period=args.ping / 1000.0, max_missed=args.ping_misses, db=db, scheme=args.scheme, hwm=args.hwm,
+        task_idle_timeout=args.task_idle_timeout,
     )
     client_info, engine_info = server.connection_info(key)
     client_info["cluster_id"] = engine_info["cluster_id"] = args.cluster_id

@@ -33,7 +33,8 @@ DB_FLUSH_INTERVAL = 1.0
 
 class ControllerServer:
     def __init__(self, reactor, ctx, session, versions, interface="tcp://127.0.0.1", location=None,
-                 hb_period=1.0, max_missed=5, db=None, scheme="leastload", hwm=1):
+                 hb_period=1.0, max_missed=5, db=None, scheme="leastload", hwm=1,
+                 task_idle_timeout=30.0):
         self.reactor = reactor
         self.ctx = ctx
         self.session = session
@@ -49,6 +50,7 @@ class ControllerServer:
         self.hb_period = hb_period
         self.scheme = scheme
         self.hwm = hwm
+        self.task_idle_timeout = task_idle_timeout
         self.tasks = None
         self._stopping = False
         self._sockets = []
@@ -93,7 +95,8 @@ class ControllerServer:
                 self.ctx, "task", self.binder, MONITOR_URL, protocol.MONITOR_TOPICS["task"], engine_type=zmq.DEALER)
             self.devices.append(device)
         else:
-            self.tasks = TaskQueue(self.reactor, self.ctx, self.session, self.binder, hub, self.scheme, self.hwm)
+            self.tasks = TaskQueue(self.reactor, self.ctx, self.session, self.binder, hub, self.scheme, self.hwm,
+                                   self.task_idle_timeout)
             self._sockets.extend(self.tasks.sockets)
             hub.tasks = self.tasks
             client_port, engine_port = self.tasks.client_port, self.tasks.engine_port
