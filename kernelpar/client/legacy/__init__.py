@@ -17,8 +17,9 @@ one to one:
 ``multiengineclient``, ``pendingresult``, ``resultlist``, ``onengine``, ``magic``
     The MultiEngineClient, its non-blocking results, the ``<Results List>`` display, the
     functions it runs on engines (0.10's interpreter semantics) and ``%px``/``%result``/``%autopx``.
-``taskclient``, ``task``
-    The TaskClient and ``MapTask``/``StringTask``/``TaskResult``/``ResultNS``.
+``taskclient``, ``task``, ``taskonengine``
+    The TaskClient, ``MapTask``/``StringTask``/``TaskResult``/``ResultNS``, and what a task
+    runs on its engine (0.10's push/execute/pull steps, ``depend`` and ``clear_before/after``).
 ``translate``
     Where legacy mode plugs in a translator for Python 2-era engine code (``kernelpar``
     never imports ``kernelpar_compat``: the compat layer registers itself here).
