@@ -297,6 +297,32 @@ def test_stop_on_error_spares_requests_sent_after_the_error(engine):
     assert not io.of("aborted")
 
 
+def test_apply_stop_on_error_only_when_the_metadata_asks(engine):
+    """The legacy MultiEngineClient's flag: a failed apply aborts what is queued behind it."""
+    from kernelpar.engine.kernel import STOP_ON_ERROR
+
+    kernel, io, submit = engine
+    session = Session(b"key", session="legacy-session")
+
+    def queue(f, *args, metadata=None):
+        frames, _ = session.serialize("apply_request", {}, metadata=metadata or {}, buffers=pack_apply(f, args, {}),
+                                      idents=[b"client"])
+        request = Request(session.deserialize(frames), channel="mux")
+        assert kernel.submit(request)
+        return request
+
+    queue(divmod, 1, 0)  # fails without the flag: nothing is aborted
+    plain_next = queue(len, "abc")
+    queue(divmod, 1, 0, metadata={STOP_ON_ERROR: True})
+    queued = [queue(len, "x", metadata={STOP_ON_ERROR: True}), queue(len, "y")]
+    apply(submit, len, "z")  # starts the loop; queued behind the failure too
+    replies = io.wait_for("reply", 3)
+    assert [r[4]["status"] for r in replies[:3]] == ["error", "ok", "error"]
+    assert replies[1][1] is plain_next
+    aborted = [e[1] for e in io.wait_for("aborted", 3)]
+    assert aborted[:2] == queued and len(aborted) == 3
+
+
 @pytest.mark.parametrize("kind", ["apply", "execute"])
 def test_engine_shutdown_ends_the_loop(engine, kind):
     kernel, io, submit = engine

@@ -524,7 +524,12 @@ ENGINE_CODE_SCRIPT = '''
 import re
 from IPython.kernel.multiengineclient import MultiEngineClient
 from IPython.kernel.error import CompositeError
+from IPython.kernel import client
 mec = MultiEngineClient()
+tc = client.TaskClient()
+mec.set_properties(dict(second=True), targets=[1])
+task = client.MapTask(lambda x: x/2, (7,), depend=lambda p: p.get('second', False))
+print "task:", tc.run(task, block=True)
 print "map:", mec.map(lambda x: x/2, range(4))
 mec.execute('c = 7/2')
 mec.execute('from __future__ import division\\nd = 7/2')
@@ -543,12 +548,14 @@ except CompositeError, e:
 
 def test_engine_sources_in_legacy_mode(tmp_path):
     # PY2-02 / PY2-03 through the 0.10 API on ipcluster local: the engines run the translated
-    # code, the Results List shows the original
+    # code, the Results List shows the original; a MapTask (on engine 1) and a map (engine 0
+    # first) are the first legacy code their fresh engines run: they bring the prelude along
     ipython_dir = tmp_path / "ipython"
     with ipcluster_local(2, ipython_dir, cwd=tmp_path):
         out = run_legacy(write(tmp_path / "engine_code.py", ENGINE_CODE_SCRIPT), ipython_dir=ipython_dir,
                          cwd=tmp_path)
     assert ok(out).split("\n") == [
+        "task: 3",
         "map: [0, 0, 1, 1]",
         "classic: [3, 3] future: [3.5, 3.5]",
         'print "engine", c | engine 3',

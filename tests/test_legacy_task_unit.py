@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult, shipped
+from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult
 from kernelpar.client.legacy.taskonengine import EngineTask
 from kernelpar.controller.legacytasks import LegacyTasks, parse_stages
 from kernelpar.controller.scheduler import Assign, Deliver, Fail, Task, TaskScheduler
@@ -72,9 +72,11 @@ def test_recovery_chains_stop_at_a_loop():
     assert a.stages() == [a, b]
 
 
-def test_functions_travel_with_the_engine_namespace_as_globals():
-    assert shipped(double) is not double and shipped(double).__module__ == "__main__"
-    assert shipped(double)(21) == 42 and double.__module__ == __name__
+def test_functions_travel_as_the_multiengineclient_ships_them():
+    halve = lambda x: x / 2  # noqa: E731
+    body = MapTask(halve, [4], {}).engine_task().body
+    assert body[0] is not halve and body[0].__module__ == "__main__" and body[0](4) == 2
+    assert MapTask(double, [4], {}).engine_task().body[0] is double  # importable: by reference
     task = MapTask(double, [4], {}).engine_task()
     assert isinstance(task, EngineTask) and task.kind == "map" and task.body[1:] == ((4,), {})
 

@@ -259,9 +259,12 @@ class Client(HubQueries):
         _release_when_done(handle, [fut])
         return fut
 
-    def _apply_futures(self, pairs, f, args, kwargs, track=False, label=None, view_history=None):
+    def _apply_futures(self, pairs, f, args, kwargs, track=False, label=None, view_history=None, metadata=None):
+        """One apply future per ``(id, uuid)`` pair; ``metadata`` is added to each request's."""
         buffers, shared, handle = shm.export_for(pack_apply(f, args, kwargs), [("engine", uuid) for _, uuid in pairs])
-        extra = {shm.METADATA_KEY: shared} if shared else None
+        extra = dict(metadata) if metadata else None
+        if shared:
+            extra = {**(extra or {}), shm.METADATA_KEY: shared}
         futures = [self._task_future("apply", "apply_request", eid, uuid, None, buffers, track, label, view_history,
                                      extra)
                    for eid, uuid in pairs]

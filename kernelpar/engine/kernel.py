@@ -62,6 +62,9 @@ from .mailbox import Mailbox
 
 log = logging.getLogger("kernelpar.engine")
 
+#: metadata flag of an apply_request whose failure aborts the requests queued behind it
+STOP_ON_ERROR = "stop_on_error"
+
 #: remembered ids of aborted requests that had not arrived yet (bounded)
 MAX_EARLY_ABORTS = 10000
 
@@ -267,9 +270,10 @@ class Kernel:
     def do_apply(self, request):
         started = self._begin(request)
         self.busy = True
+        metadata = request.msg["metadata"]
         try:
             buffers = request.msg["buffers"]
-            shared = request.msg["metadata"].get(shm.METADATA_KEY)
+            shared = metadata.get(shm.METADATA_KEY)
             if shared:
                 buffers = shm.attach_received(buffers, shared)
             f, args, kwargs = unpack_apply(buffers, self.user_ns)
@@ -285,7 +289,15 @@ class Kernel:
             content = wrap_exception(self._apply_info, e)
             buffers = ()
         self.busy = False
+        # the legacy MultiEngineClient asks for 0.10's queue semantics: a failure aborts
+        # what is queued behind it (claimed before the reply goes out, as in do_execute)
+        aborted = None
+        if content is not _OK and metadata.get(STOP_ON_ERROR):
+            self._mailbox.receive()
+            aborted = self.abort(None)
         self._finish(request, content, buffers, started)
+        if aborted:
+            self.io.reply_aborted(aborted)
 
     def do_execute(self, request):
         content = request.msg["content"]

@@ -14,9 +14,11 @@ one to one:
     The ``IPython.kernel.error`` exceptions (and ``IPython.kernel.core.error``'s).
 ``furl``
     FURL files: finding them and resolving one to the cluster's connection information.
-``multiengineclient``, ``pendingresult``, ``resultlist``, ``onengine``, ``magic``
-    The MultiEngineClient, its non-blocking results, the ``<Results List>`` display, the
-    functions it runs on engines (0.10's interpreter semantics) and ``%px``/``%result``/``%autopx``.
+``multiengineclient``, ``mecdata``, ``commands``, ``pendingresult``, ``resultlist``, ``onengine``, ``magic``
+    The MultiEngineClient, its scatter/gather/map methods, what every command shares
+    (request metadata, replies turned into 0.10's exceptions, how functions are shipped),
+    its non-blocking results, the ``<Results List>`` display, the functions it runs on
+    engines (0.10's interpreter semantics) and ``%px``/``%result``/``%autopx``.
 ``taskclient``, ``task``, ``taskonengine``
     The TaskClient, ``MapTask``/``StringTask``/``TaskResult``/``ResultNS``, and what a task
     runs on its engine (0.10's push/execute/pull steps, ``depend`` and ``clear_before/after``).

@@ -5,10 +5,10 @@ A task is a description, built and checked here in the client (0.10's constructo
 controller's scheduler picks runs :func:`.taskonengine.run_task` with :meth:`BaseTask.engine_task`.
 
 * ``MapTask(function, args, kwargs)``: ``function(*args, **kwargs)`` on an engine; its
-  result is the raw return value.  The function travels as 0.10 shipped it, by value, with
-  the *engine's namespace as its globals* (so ``numpy`` imported there, or pushed data,
-  resolve): a function defined in a module is copied as if typed in ``__main__``.  Unlike
-  0.10, closures and default arguments travel too (cloudpickle: a superset).
+  result is the raw return value.  The function travels as the MultiEngineClient ships
+  functions (:func:`.commands.shipped_function`): functions of ``__main__``, lambdas and
+  nested functions by value with the *engine's namespace as their globals* (so ``numpy``
+  imported there, or pushed data, resolve), functions of importable modules by reference.
 * ``StringTask(expression, pull, push)``: push ``push``, run ``expression`` with 0.10's
   interpreter semantics (:mod:`.onengine`; Python 2-era text goes through the legacy
   translator, :mod:`.translate`), pull the ``pull`` names: a :class:`TaskResult`, which
@@ -25,28 +25,13 @@ them when the task is run.
 import types
 
 from . import translate
+from .commands import shipped_function
 from .taskonengine import EngineTask
 
 __all__ = ["BaseTask", "MapTask", "ResultNS", "StringTask", "TaskFailure", "TaskResult"]
 
 #: 0.10's format of ``TaskResult.submitted`` / ``.completed``
 TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
-
-
-def shipped(f):
-    """``f`` as 0.10 shipped functions: by value, with the engine namespace as globals.
-
-    Functions of ``__main__`` already travel that way (:mod:`kernelpar.wire.serialize`); a
-    function defined in a module is copied with ``__module__ = "__main__"``.
-    """
-    if f is None or f.__module__ == "__main__":
-        return f
-    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
-    copy.__kwdefaults__ = f.__kwdefaults__
-    copy.__qualname__ = f.__qualname__
-    copy.__dict__.update(f.__dict__)
-    copy.__module__ = "__main__"
-    return copy
 
 
 class BaseTask:
@@ -72,8 +57,9 @@ class BaseTask:
             raise ValueError(f"a task's retries must be a non-negative int, not {self.retries!r}")
         if self.depend is not None and not callable(self.depend):
             raise TypeError(f"a task's depend must be a function of the engine properties, not {self.depend!r}")
-        depend = shipped(self.depend) if isinstance(self.depend, types.FunctionType) else self.depend
-        return EngineTask(self.kind, self._body(), bool(self.clear_before), bool(self.clear_after), depend)
+        depend = shipped_function(self.depend) if isinstance(self.depend, types.FunctionType) else self.depend
+        return EngineTask(self.kind, self._body(), bool(self.clear_before), bool(self.clear_after), depend,
+                          translate.engine_prelude())
 
     def stages(self):
         """This task, then its ``recovery_task`` chain (a task already in the chain ends it:
@@ -112,7 +98,7 @@ class MapTask(BaseTask):
         self.kwargs = kwargs
 
     def _body(self):
-        return (shipped(self.function), tuple(self.args), dict(self.kwargs))
+        return (shipped_function(self.function), tuple(self.args), dict(self.kwargs))
 
 
 class StringTask(BaseTask):
@@ -148,7 +134,7 @@ class StringTask(BaseTask):
             source = translate.for_engine(self.expression, "<StringTask>")
         except SyntaxError:
             source = self.expression  # the engine reports it, in the TaskResult
-        return (self.expression, source, translate.engine_prelude(), dict(self.push), tuple(self.pull))
+        return (self.expression, source, dict(self.push), tuple(self.pull))
 
 
 # -- results ------------------------------------------------------------------------------------

@@ -30,14 +30,17 @@ from ...wire.serialize import user_namespace
 from . import onengine
 
 #: one task's stage: ``kind`` "map" (``body``: function, args, kwargs) or "string"
-#: (``body``: raw text, text to run, prelude, push, pull), and the task's settings
-EngineTask = namedtuple("EngineTask", "kind body clear_before clear_after depend")
+#: (``body``: raw text, text to run, push, pull), the task's settings, and the legacy-mode
+#: prelude (:func:`.onengine.run_prelude`: ``depend`` and a MapTask's function may be
+#: translated client code that needs its helpers)
+EngineTask = namedtuple("EngineTask", "kind body clear_before clear_after depend prelude")
 
 
 def run_task(task):
     """Run one TaskClient task (see the module docstring); ``(kind, value)``."""
     namespace = user_namespace()
-    kind, body, clear_before, clear_after, depend = task
+    kind, body, clear_before, clear_after, depend, prelude = task
+    onengine.run_prelude(prelude)
     if depend is not None and not _accepts(depend, namespace):
         raise UnmetDependency("the task's depend function does not accept this engine's properties")
     if clear_before:
@@ -69,7 +72,7 @@ def _map_task(namespace, function, args, kwargs):
     return result
 
 
-def _string_task(namespace, raw, source, prelude, push, pull):
+def _string_task(namespace, raw, source, push, pull):
     onengine.push(namespace, push)
-    onengine.execute(namespace, raw, source, prelude)
+    onengine.execute(namespace, raw, source)
     return {key: onengine.pull(namespace, key) for key in pull}
