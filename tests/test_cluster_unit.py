@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from kernelpar.cluster import Cluster, LauncherNotAvailable, LocalControllerLauncher, LocalEngineSetLauncher
-from kernelpar.cluster import app, launchers
+from kernelpar.cluster import app, launchers, legacycli
 from kernelpar.cluster._async import run_sync
 from kernelpar.cluster.process import ProcessHandle, stop_handles
 
@@ -68,7 +68,7 @@ def _gone(pids, timeout=2.0):
 
 def test_start_arguments_and_controller_passthrough():
     parser = app.build_parser()
-    argv, controller_args = app._split_controller_args(
+    argv, controller_args = app.split_controller_args(
         ["start", "-n", "3", "--profile", "p", "--cluster-id", "c", "--daemonize", "--ip", "*", "--", "--ping", "200"])
     args = parser.parse_args(argv)
     assert (args.command, args.n, args.profile, args.cluster_id, args.daemonize, args.ip) == (
@@ -80,8 +80,8 @@ def test_start_arguments_and_controller_passthrough():
 
 def test_classic_local_form_goes_to_the_0_10_command_line():
     # the 0.10 modes and their options are tested in test_furl.py
-    assert app.legacycli.is_legacy(["local", "-n", "2"])
-    args, _ = app.legacycli.parse(["local", "-n", "2"])
+    assert legacycli.is_legacy(["local", "-n", "2"])
+    args, _ = legacycli.parse(["local", "-n", "2"])
     assert (args.mode, args.n) == ("local", 2)
 
 

@@ -28,7 +28,7 @@ import sys
 
 from .._version import __version__
 from ..wire import connection
-from . import files, legacycli
+from . import files
 from .cluster import Cluster
 from .launchers import LauncherNotAvailable
 
@@ -85,7 +85,8 @@ def build_parser():
     return parser
 
 
-def _split_controller_args(argv):
+def split_controller_args(argv):
+    """``(ipcluster's arguments, the controller's)``: what follows ``--`` goes to the controller."""
     if "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
@@ -172,9 +173,11 @@ def cmd_stop(args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    from . import legacycli  # it builds on this module
+
     if legacycli.is_legacy(argv):
         sys.exit(legacycli.main(argv))
-    argv, controller_args = _split_controller_args(argv)
+    argv, controller_args = split_controller_args(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "start":

@@ -34,6 +34,7 @@ import time
 
 from ..wire import connection
 from ..wire import furl as furls
+from .app import split_controller_args
 from .cluster import Cluster, ClusterRunning
 from .launchers import LauncherNotAvailable
 from .process import POLL_INTERVAL
@@ -91,16 +92,9 @@ def build_parser():
     return parser
 
 
-def _split_controller_args(argv):
-    if "--" in argv:
-        i = argv.index("--")
-        return argv[:i], argv[i + 1:]
-    return argv, []
-
-
 def parse(argv):
     """``(args, controller_args)`` for a legacy command line (0.9's mode-less form means 'local')."""
-    argv, controller_args = _split_controller_args(list(argv))
+    argv, controller_args = split_controller_args(list(argv))
     if argv and argv[0] not in LEGACY_MODES:
         argv = ["local", *argv]
     parser = build_parser()

@@ -89,3 +89,24 @@ def close_cached_clients():
         _clients.clear()
     for _, client in cached:
         client.close()
+
+
+class FurlClient:
+    """How the legacy clients are made: from a FURL (0.10's ``furl_or_file``) or over a modern
+    ``kernelpar.Client``; subclasses name their FURL (``furl_kind``) and set themselves up in
+    ``_setup(client)``."""
+
+    furl_kind = None
+
+    def __init__(self, furl_or_file=""):
+        self._setup(client_for(furl_or_file, self.furl_kind))
+
+    @classmethod
+    def from_client(cls, client):
+        """A legacy client over an existing modern ``kernelpar.Client`` (both APIs on one cluster)."""
+        legacy = cls.__new__(cls)
+        legacy._setup(client)
+        return legacy
+
+    def _setup(self, client):
+        raise NotImplementedError

@@ -24,6 +24,7 @@ from ..asyncresult import AsyncResult
 from . import magic, onengine, translate
 from .commands import COMMAND_KEY, command_text, nones, per_engine, request_metadata, shipped_function
 from .error import InvalidEngineID, NoEnginesRegistered
+from .furl import FurlClient
 from .mecdata import DataMethods
 from .onengine import USER_NAMESPACE
 from .pendingresult import LegacyCall, PendingTable, barrier
@@ -36,20 +37,10 @@ _PROPERTIES_WARNING = ("The MultiEngineClient's engine properties are deprecated
                        "the dependency system they serve is being refactored.")
 
 
-class MultiEngineClient(DataMethods):
+class MultiEngineClient(FurlClient, DataMethods):
     """IPython 0.10's ``client.MultiEngineClient(furl_or_file='')`` (see the module docstring)."""
 
-    def __init__(self, furl_or_file=""):
-        from .furl import client_for
-
-        self._setup(client_for(furl_or_file, "mec"))
-
-    @classmethod
-    def from_client(cls, client):
-        """A MultiEngineClient over an existing modern ``kernelpar.Client`` (both APIs on one cluster)."""
-        mec = cls.__new__(cls)
-        mec._setup(client)
-        return mec
+    furl_kind = "mec"
 
     def _setup(self, client):
         self._client = client

@@ -32,6 +32,7 @@ from ... import errors
 from ...wire.serialize import pack_apply
 from ..futures import MessageFuture
 from . import error
+from .furl import FurlClient
 from .task import BaseTask, MapTask, TaskFailure, TaskResult, local_time
 from .taskonengine import run_task
 
@@ -71,20 +72,10 @@ def _task_id(taskid):
     return int(taskid)
 
 
-class TaskClient:
+class TaskClient(FurlClient):
     """IPython 0.10's ``client.TaskClient(furl_or_file='')`` (see the module docstring)."""
 
-    def __init__(self, furl_or_file=""):
-        from .furl import client_for
-
-        self._setup(client_for(furl_or_file, "tc"))
-
-    @classmethod
-    def from_client(cls, client):
-        """A TaskClient over an existing modern ``kernelpar.Client`` (both APIs on one cluster)."""
-        tc = cls.__new__(cls)
-        tc._setup(client)
-        return tc
+    furl_kind = "tc"
 
     def _setup(self, client):
         if client._task_scheme == "pure" or client.connection_info.get("task") is None:
