@@ -6,11 +6,12 @@ The live behaviour is in test_legacy_task_live.py."""
 import random
 
 import pytest
+from test_scheduler import FakeClock, brief
 
 from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult
 from kernelpar.client.legacy.taskonengine import EngineTask
 from kernelpar.controller.legacytasks import LegacyTasks, parse_stages
-from kernelpar.controller.scheduler import Assign, Deliver, Fail, Task, TaskScheduler
+from kernelpar.controller.scheduler import Deliver, Fail, Task, TaskScheduler
 
 
 def double(x):
@@ -206,25 +207,6 @@ def test_abort_status_and_clear_with_0_10_messages():
 
 # -- the scheduler's TaskClient rules ------------------------------------------------------------
 
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def brief(decisions):
-    out = []
-    for d in decisions:
-        if isinstance(d, Assign):
-            out.append(("assign", d.task.msg_id, d.engine))
-        elif isinstance(d, Deliver):
-            out.append(("deliver", d.task.msg_id, d.engine))
-        else:
-            out.append(("fail", d.task.msg_id, d.ename))
-    return out
 
 
 class Sched:
