@@ -137,8 +137,8 @@ def cluster_processes():
     return [p for p in me.children(recursive=True) if "kernelpar" in " ".join(p.cmdline())]
 
 
-def run(args):
-    rows = []
+def row_printer(rows):
+    """``row(name, value, unit, goal=None, better="lower")``: print one row and keep it in ``rows``."""
 
     def row(name, value, unit, goal=None, better="lower"):
         ok = None
@@ -149,8 +149,30 @@ def run(args):
         goal_text = "" if goal is None else f"{'<=' if better == 'lower' else '>='} {goal:g}"
         print(f"{name:<44} {value:>10.3f} {unit:<7} {goal_text:<10} {mark}", flush=True)
 
+    return row
+
+
+def calibration_rows(row):
     row("calibration: raw zmq round trip (goals: 70 us)", zmq_round_trip_us(), "us")
     row("calibration: Python loop (goals: 47 ns/iter)", python_loop_ns(), "ns")
+
+
+def run_legacy(args):
+    """Only the legacy rows (MEC and TC against the modern calls), on a 2-engine cluster."""
+    rows = []
+    row = row_printer(rows)
+    calibration_rows(row)
+    with ipp.Cluster(n=2, profile_dir=tempfile.mkdtemp(prefix="kernelpar-bench-")) as rc:
+        rc.wait_for_engines(2, timeout=120)
+        multiengineclient_rows(rc, row, args)
+        taskclient_rows(rc, row, args)
+    return rows
+
+
+def run(args):
+    rows = []
+    row = row_printer(rows)
+    calibration_rows(row)
     profile_dir = tempfile.mkdtemp(prefix="kernelpar-bench-")
     t0 = now()
     cluster = ipp.Cluster(n=2, profile_dir=profile_dir)
@@ -339,6 +361,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--broadcast", help="only measure broadcast costs at these engine counts, e.g. 2,8,32")
+    ap.add_argument("--legacy", action="store_true", help="only the legacy API rows (MultiEngineClient, TaskClient)")
     args = ap.parse_args()
     if args.broadcast:
         broadcast_costs([int(n) for n in args.broadcast.split(",")])
@@ -350,7 +373,7 @@ def main():
     print(f"kernelpar {ipp.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'workload':<44} {'value':>10} {'unit':<7} {'goal':<10}")
-    rows = run(args)
+    rows = run_legacy(args) if args.legacy else run(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
