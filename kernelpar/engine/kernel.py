@@ -291,10 +291,7 @@ class Kernel:
         self.busy = False
         # the legacy MultiEngineClient asks for 0.10's queue semantics: a failure aborts
         # what is queued behind it (claimed before the reply goes out, as in do_execute)
-        aborted = None
-        if content is not _OK and metadata.get(STOP_ON_ERROR):
-            self._mailbox.receive()
-            aborted = self.abort(None)
+        aborted = self._claim_queued() if content is not _OK and metadata.get(STOP_ON_ERROR) else None
         self._finish(request, content, buffers, started)
         if aborted:
             self.io.reply_aborted(aborted)
@@ -320,13 +317,15 @@ class Kernel:
             self.busy = False
         # stop on error: claim what is queued *before* the reply goes out, or a request
         # the client sends after seeing the error could be aborted too
-        aborted = None
-        if reply["status"] == "error" and content.get("stop_on_error", True):
-            self._mailbox.receive()
-            aborted = self.abort(None)
+        aborted = self._claim_queued() if reply["status"] == "error" and content.get("stop_on_error", True) else None
         self._finish(request, reply, (), started)
         if aborted:
             self.io.reply_aborted(aborted)
+
+    def _claim_queued(self):
+        """Claim every request queued now, the unread ones included (for stop-on-error)."""
+        self._mailbox.receive()
+        return self.abort(None)
 
     @property
     def shell(self):
