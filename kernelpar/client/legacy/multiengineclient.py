@@ -232,10 +232,14 @@ class MultiEngineClient(FurlClient, DataMethods):
         """``{engine id: [msg_id, ...]}``: each engine's outstanding requests, oldest first.
 
         The hub's view (every client's requests), plus this client's own requests the hub
-        may not have seen yet.
+        may not have seen yet, minus its own requests already answered (the hub records a
+        reply a moment after the client has it).
         """
-        status = self._client.queue_status(targets=[eid for eid, _ in pairs], verbose=True)
-        queued = {eid: list(status.get(eid, {}).get("queue", [])) for eid, _ in pairs}
+        client = self._client
+        status = client.queue_status(targets=[eid for eid, _ in pairs], verbose=True)
+        known, outstanding = client.metadata, client.outstanding
+        queued = {eid: [m for m in status.get(eid, {}).get("queue", []) if m not in known or m in outstanding]
+                  for eid, _ in pairs}
         for fut in list(self._client._dispatcher.futures.values()):
             ids = queued.get(fut.engine_id)
             if ids is not None and fut.kind == "apply" and fut.msg_id not in ids:
