@@ -6,7 +6,7 @@ The live behaviour is in test_legacy_task_live.py."""
 import random
 
 import pytest
-from test_scheduler import FakeClock, brief
+from schedworld import FakeClock, brief
 
 from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult
 from kernelpar.client.legacy.taskonengine import EngineTask
