@@ -446,6 +446,20 @@ def test_dictdb_culling_is_amortized(monkeypatch):
     assert len(calls) <= 110  # once per 100 records, not once per record
 
 
+def test_dictdb_culling_is_amortized_while_more_tasks_than_the_limit_are_pending(monkeypatch):
+    db = DictDB(record_limit=1000, cull_fraction=0.1)
+    for i in range(3000):
+        db.add_record(str(i), {"submitted": iso(i)})
+    calls = []
+    real = db._cull
+    monkeypatch.setattr(db, "_cull", lambda: (calls.append(1), real()))
+    for i in range(3000):
+        db.update_record(str(i), {"completed": iso(i)})
+    assert len(db) <= 1000
+    assert len(calls) <= 31  # once per 100 completions, not once per completion
+    assert "2999" in db and "0" not in db
+
+
 def test_dictdb_rejects_bad_limits():
     with pytest.raises(ValueError):
         DictDB(record_limit=0)

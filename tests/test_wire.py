@@ -99,6 +99,32 @@ def test_closures_travel_by_value():
     assert g(*args) == 6
 
 
+def test_a_function_pickled_once_travels_in_many_messages():
+    def make(n):
+        return lambda x: x * n + offset_on_engine  # noqa: F821
+
+    shipped = serialize.pickled_once(serialize.interactive(make(3)))
+    assert not callable(shipped)  # bytes now: what the client changes next is not sent
+    namespace = {"offset_on_engine": 100}
+    serialize.set_user_namespace(namespace)
+    try:
+        for x in (1, 2):
+            _, (g, arg), _ = unpack_apply(pack_apply(len, (shipped, x), {}), namespace)
+            assert g(arg) == 3 * x + 100
+    finally:
+        serialize.set_user_namespace(None)
+
+
+def test_what_cannot_be_pickled_once_is_shipped_as_it_is():
+    big = np.arange(100_000.0)
+    heavy = serialize.interactive(lambda: big.sum())  # its closure needs an out-of-band buffer
+    lock = threading.Lock()
+    assert serialize.pickled_once(heavy) is heavy
+    assert serialize.pickled_once(lock) is lock
+    with pytest.raises(SerializationError, match="argument 0 of len.*lock"):
+        pack_apply(len, (serialize.pickled_once(lock),), {})
+
+
 def test_references_resolve_in_the_namespace():
     namespace = {"a": {"b": 7}, "f": abs}
     f, args, kwargs = unpack_apply(pack_apply(Reference("f"), (Reference("a['b']"), [Reference("-1")]), {"k": Reference("a")}), namespace)

@@ -23,6 +23,7 @@ import numbers
 import threading
 from collections import deque
 
+from ..wire.serialize import pickled_once
 from . import partition
 from .asyncresult import AsyncMapResult
 from .dependency import as_dependency_dict
@@ -120,10 +121,6 @@ class LoadBalancedView(View):
                 f"the controller's task scheme is 'pure', which supports no flags (got {sorted(metadata)})")
         return metadata
 
-    def _futures(self, f, arg_lists, track, label):
-        metadata = self._scheduling_metadata()
-        return [self.client._lb_future(f, args, {}, metadata, track, label, self.history) for args in arg_lists]
-
     def _really_apply(self, f, args=(), kwargs=None, targets=None, block=None, track=None, fname=None):
         block = self.block if block is None else block
         track = self.track if track is None else track
@@ -149,7 +146,9 @@ class LoadBalancedView(View):
         label = self.label if label is None else label
         sequences = [partition.as_sequence(s) for s in sequences]
         n = partition.common_length(sequences)
-        arg_lists = [[f, *(s[i:i + chunksize] for s in sequences)] for i in range(0, n, chunksize)]
+        # one task per chunk, but the function is pickled once for all of them
+        shipped = pickled_once(f)
+        arg_lists = [[shipped, *(s[i:i + chunksize] for s in sequences)] for i in range(0, n, chunksize)]
         metadata = self._scheduling_metadata()
         futures = [self.client._lb_future(map_chunk, args, {}, metadata, track, label, self.history)
                    for args in arg_lists]

@@ -255,7 +255,10 @@ class DictDB(RecordStore):
     records that completed longest ago are dropped until both are below ``(1 -
     cull_fraction)`` of their limit, so culling runs once per ``cull_fraction`` of the
     limit and costs O(1) per dropped record.  Pending records are never dropped: if
-    pending records alone hold too many bytes, their buffers are, oldest first.
+    pending records alone hold too many bytes, their buffers are, oldest first.  While
+    more than ``record_limit`` records are pending (a big ``map`` in flight), completed
+    records are dropped in batches of ``cull_fraction`` of the limit too, not one by one
+    as each task completes.
     """
 
     kind = "dictdb"
@@ -273,6 +276,7 @@ class DictDB(RecordStore):
         self._loaded = OrderedDict()      # pending msg_ids holding buffer bytes, oldest first
         self._culled = OrderedDict()      # recently culled msg_ids, for a clearer KeyError
         self._culled_limit = max(4 * record_limit, 4096)
+        self._cull_batch = max(1, int(record_limit * cull_fraction))
         self.nbytes = 0
 
     def __len__(self):
@@ -300,7 +304,7 @@ class DictDB(RecordStore):
             self._completed_bytes += size
         elif size:
             self._loaded[msg_id] = None
-        if len(self._records) > self.record_limit or self.nbytes > self.size_limit:
+        if self._over_limits():
             self._cull()
 
     def update_record(self, msg_id, changes):
@@ -337,7 +341,7 @@ class DictDB(RecordStore):
                 self._loaded[msg_id] = None
             else:
                 self._loaded.pop(msg_id, None)
-        if len(self._records) > self.record_limit or self.nbytes > self.size_limit:
+        if self._over_limits():
             self._cull()
         return record
 
@@ -350,6 +354,14 @@ class DictDB(RecordStore):
             self._completed_bytes -= size
         self._loaded.pop(msg_id, None)
         return record
+
+    def _over_limits(self):
+        if self.nbytes > self.size_limit:
+            return True
+        if len(self._records) <= self.record_limit:
+            return False
+        wanted = len(self._records) - int(self.record_limit * (1 - self.cull_fraction))
+        return len(self._completed) >= min(wanted, self._cull_batch)
 
     def _cull(self):
         count_target = int(self.record_limit * (1 - self.cull_fraction))
@@ -379,7 +391,7 @@ class DictDB(RecordStore):
             self.nbytes -= self._sizes.pop(msg_id, 0)
             stripped += 1
         if culled or stripped:
-            log.info("task records: %d records / %d buffer bytes over the limits (%d / %d): "
+            log.debug("task records: %d records / %d buffer bytes over the limits (%d / %d): "
                      "dropped %d completed records, and the buffers of %d pending ones",
                      before, before_bytes, self.record_limit, self.size_limit, culled, stripped)
 

@@ -218,6 +218,38 @@ def _picklable(obj):
     return True
 
 
+class _Pickled:
+    """An object already pickled, carried as those bytes inside other pickles."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce__(self):
+        return _unpickle, (self.data,)
+
+
+def _unpickle(data):
+    return pickle.loads(data)
+
+
+def pickled_once(obj):
+    """``obj`` pickled now, to travel in many messages for the price of one pickling.
+
+    A ``map`` sends its function with every chunk; pickling a function by value is
+    most of the cost of a small task's message.  The result unpickles to a copy of
+    ``obj``, like ``obj`` itself would.  An object that needs out-of-band buffers, or
+    cannot be pickled (the message's own pickling then names the culprit), is returned
+    as it is.
+    """
+    try:
+        data, *large = serialize_object(obj)
+    except SerializationError:
+        return obj
+    return obj if large else _Pickled(bytes(data))
+
+
 def pack_apply(f, args, kwargs, threshold=BUFFER_THRESHOLD):
     """Buffers of an ``apply_request``: ``f(*args, **kwargs)`` pickled together."""
     if not callable(f) and not isinstance(f, Reference):
