@@ -98,7 +98,8 @@ def _echo(url, n):
 
 
 def zmq_round_trip_us(n=3000):
-    """Median DEALER->ROUTER round trip to another process over tcp (the harness's P1)."""
+    """Median DEALER->ROUTER round trip to another process over tcp (the harness's P1),
+    and the CPU time both processes spent per round trip (µs each)."""
     import multiprocessing
 
     import zmq
@@ -110,7 +111,10 @@ def zmq_round_trip_us(n=3000):
     s = ctx.socket(zmq.DEALER)
     s.connect(url)
     times = []
+    echo = psutil.Process(proc.pid)
     for i in range(n + 100):
+        if i == 100:
+            cpu0 = cpu_s([echo, psutil.Process()])
         t0 = now()
         s.send(b"x" * 16)
         if not s.poll(10_000):
@@ -118,10 +122,11 @@ def zmq_round_trip_us(n=3000):
         s.recv()
         if i >= 100:
             times.append(now() - t0)
+    cpu = cpu_s([echo, psutil.Process()]) - cpu0
     s.close(linger=0)
     ctx.term()
     proc.join(10)
-    return statistics.median(times) * 1e6
+    return statistics.median(times) * 1e6, cpu / n * 1e6
 
 
 def python_loop_ns(n=2_000_000):
@@ -153,7 +158,11 @@ def row_printer(rows):
 
 
 def calibration_rows(row):
-    row("calibration: raw zmq round trip (goals: 70 us)", zmq_round_trip_us(), "us")
+    rtt, cpu = zmq_round_trip_us()
+    row("calibration: raw zmq round trip (goals: 70 us)", rtt, "us")
+    # six thread wake-ups per round trip (each side's app and libzmq I/O threads):
+    # their cost is most of the CPU of every latency-bound row below
+    row("calibration: CPU per raw round trip", cpu, "us")
     row("calibration: Python loop (goals: 47 ns/iter)", python_loop_ns(), "ns")
 
 
