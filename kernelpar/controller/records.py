@@ -276,7 +276,8 @@ class DictDB(RecordStore):
         self._loaded = OrderedDict()      # pending msg_ids holding buffer bytes, oldest first
         self._culled = OrderedDict()      # recently culled msg_ids, for a clearer KeyError
         self._culled_limit = max(4 * record_limit, 4096)
-        self._cull_batch = max(1, int(record_limit * cull_fraction))
+        self._count_target = int(record_limit * (1 - cull_fraction))
+        self._cull_batch = max(1, record_limit - self._count_target)
         self.nbytes = 0
 
     def __len__(self):
@@ -360,11 +361,11 @@ class DictDB(RecordStore):
             return True
         if len(self._records) <= self.record_limit:
             return False
-        wanted = len(self._records) - int(self.record_limit * (1 - self.cull_fraction))
+        wanted = len(self._records) - self._count_target
         return len(self._completed) >= min(wanted, self._cull_batch)
 
     def _cull(self):
-        count_target = int(self.record_limit * (1 - self.cull_fraction))
+        count_target = self._count_target
         if len(self._records) <= self.record_limit:
             count_target = self.record_limit
         byte_target = self.size_limit * (1 - self.cull_fraction)
@@ -392,8 +393,8 @@ class DictDB(RecordStore):
             stripped += 1
         if culled or stripped:
             log.debug("task records: %d records / %d buffer bytes over the limits (%d / %d): "
-                     "dropped %d completed records, and the buffers of %d pending ones",
-                     before, before_bytes, self.record_limit, self.size_limit, culled, stripped)
+                      "dropped %d completed records, and the buffers of %d pending ones",
+                      before, before_bytes, self.record_limit, self.size_limit, culled, stripped)
 
     def drop_record(self, msg_id):
         if msg_id not in self._records:
