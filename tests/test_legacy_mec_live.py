@@ -380,8 +380,20 @@ def test_mec26_queue_status_and_clear_queue(mec, release):
     # the hub records a reply shortly after a client has it: let the last commands of
     # earlier tests' other clients be recorded as done, or engine 1 could show one pending
     rc = mec._client
-    wait_until(lambda: not any(s["queue"] for s in rc.queue_status(verbose=True).values() if isinstance(s, dict)),
-               "the hub to record every earlier command as done")
+    leftovers = {}
+
+    def nothing_queued():
+        leftovers.clear()
+        leftovers.update({eid: s["queue"] for eid, s in rc.queue_status(verbose=True).items()
+                          if isinstance(s, dict) and s["queue"]})
+        return not leftovers
+
+    try:
+        wait_until(nothing_queued, "the hub to record every earlier command as done")
+    except AssertionError as e:
+        records = rc.db_query({"msg_id": {"$in": [m for ids in leftovers.values() for m in ids]}},
+                              keys=["msg_id", "header", "client_uuid", "engine_uuid", "submitted", "completed"])
+        raise AssertionError(f"{e}: still queued {leftovers}; their records: {records}") from None
     mec.block = False
     running = mec.execute(hold(release), targets=0)
     queued = [mec.execute("time.sleep(2.0)", targets=0), mec.push({"q": 1}, targets=0)]
