@@ -180,6 +180,24 @@ def test_queue_status_follows_the_monitor(hub):
     assert json.loads(hub.db.get_record(header["msg_id"])["result_content"]) == {"status": "ok"}
 
 
+
+def test_an_abort_heard_before_its_request_still_completes_it(hub):
+    # the control device can publish the engine's at-once "aborted" reply before the mux
+    # device publishes its copy of the request
+    register(hub, "u0")
+    make_ready(hub, "u0")
+    client = Session(KEY)
+    request_frames, header = client.serialize("apply_request", {}, idents=[b"u0", client.session.encode()])
+    engine = Session(KEY, session="u0")
+    frames, _ = engine.serialize("apply_reply", {"status": "aborted"}, parent=header,
+                                 idents=[client.session.encode(), b"u0"])
+    hub.handle_monitor([b"outcontrol"] + frames)
+    hub.handle_monitor([b"in"] + request_frames)
+    hub.handle_registration(request("queue_request", {"targets": [0], "verbose": True})[0])
+    assert hub.outbox_.replies[-1][2]["queue"]["0"] == {"queue": [], "completed": 1, "tasks": []}
+    record = hub.db.get_record(header["msg_id"])
+    assert record["completed"] is not None and json.loads(record["result_content"]) == {"status": "aborted"}
+
 def test_garbage_and_wrong_keys_are_dropped(hub, caplog):
     hub.handle_registration([b"junk"])
     hub.handle_registration(Session(b"wrong").serialize("connection_request", {}, idents=[b"x"])[0])

@@ -16,6 +16,7 @@ dropped: nothing a peer sends can raise out of these handlers.
 """
 
 import logging
+from collections import OrderedDict
 
 from ..wire import protocol
 from ..wire.connection import version_mismatch
@@ -37,6 +38,8 @@ REGISTRATION_PING_RETRY = 0.05
 
 
 _TASK_REPLIES = frozenset(("apply_reply", "execute_reply"))
+#: how many replies heard before their request the hub keeps waiting for that request
+EARLY_REPLY_LIMIT = 1024
 
 
 class Hub:
@@ -58,6 +61,8 @@ class Hub:
         self.queries = RecordQueries(self.db, resubmit=self._resubmit, engine_uuid_of=self._engine_uuid_of)
         self.queues = {}
         self.completed = {}
+        #: replies heard before the request they answer: parent msg_id -> (engine, reply)
+        self._early_replies = OrderedDict()
         self._subscribed = set()
         self._waiting_clients = {}
         self.registration_timeout = max(30.0, 10 * hb_period)
@@ -272,6 +277,8 @@ class Hub:
                     self.engine_step(engine, "mux" if topic == b"out" else "control")
             elif topic == b"out" or msg.msg_type in _TASK_REPLIES:
                 # a queued task the engine aborted at once comes back on control
+                if topic == b"outcontrol" and self._keep_if_early(msg, engine):
+                    return
                 self.record_result(msg, engine)
                 if self.tasks is not None:
                     self._note_outcome(msg, engine)
@@ -289,6 +296,23 @@ class Hub:
             self.db.update_record(msg.parent_header.get("msg_id"), {"engine_uuid": engine})
             self.record_result(msg, engine)
 
+    def _keep_if_early(self, msg, engine):
+        """Keep a control-queue reply to a direct request the hub has not seen yet.
+
+        Each device publishes its copies from its own thread, and the mux device copies a
+        request to the hub only after forwarding it: an engine that aborts the request at
+        once (it was aborted before it arrived) can answer on the control queue before the
+        hub reads the request.  Recorded then, the request would stay queued forever.
+        """
+        parent_id = msg.parent_header.get("msg_id")
+        if (parent_id in self.queues.get(engine, ()) or self.db.get_record(parent_id) is not None
+                or (self.tasks is not None and self.tasks.scheduler.awaits(parent_id))):
+            return False
+        self._early_replies[parent_id] = (engine, msg)
+        if len(self._early_replies) > EARLY_REPLY_LIMIT:
+            self._early_replies.popitem(last=False)
+        return True
+
     def record_submission(self, msg, engine, client, queue):
         """Record a request (``msg`` deserialized lazily) sent to ``engine`` (None: not yet known)."""
         msg_id = msg.msg_id
@@ -301,6 +325,9 @@ class Hub:
             "buffers": msg.buffers, "submitted": msg.header.get("date"), "client_uuid": msg.header.get("session"),
             "engine_uuid": engine, "queue": queue, "completed": None,
         })
+        early = self._early_replies.pop(msg_id, None)
+        if early is not None:
+            self.record_result(early[1], early[0])
 
     def _note_outcome(self, msg, engine):
         parent_id = msg.parent_header.get("msg_id")
