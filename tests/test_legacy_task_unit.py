@@ -10,7 +10,7 @@ from schedworld import FakeClock, brief
 
 from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult
 from kernelpar.client.legacy.taskonengine import EngineTask
-from kernelpar.controller.legacytasks import LegacyTasks, parse_stages
+from kernelpar.controller.legacytasks import AckBatches, LegacyTasks, parse_stages
 from kernelpar.controller.scheduler import Deliver, Fail, Task, TaskScheduler
 
 
@@ -135,6 +135,17 @@ def test_stages_metadata_is_checked():
         with pytest.raises(ValueError, match=what):
             parse_stages(bad, 1)
 
+
+
+def test_ack_batches_answer_once_whole_and_forget_abandoned_ones():
+    batches = AckBatches(limit=2)
+    assert batches.add("a", 2, 0) is None
+    assert batches.add("b", 1, 1) == [1]
+    assert batches.add("a", 2, ["KeyError", "no"]) == [0, ["KeyError", "no"]] and len(batches) == 0
+    for ack in ("dead1", "dead2", "dead3"):
+        batches.add(ack, 5, 0)
+    assert len(batches) == 2, "only the newest incomplete batches are kept"
+    assert batches.add("dead1", 2, 1) is None, "a forgotten batch starts again"
 
 class Controller:
     """A scheduler with its task-id table, as the task queue drives them."""

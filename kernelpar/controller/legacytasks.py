@@ -188,3 +188,33 @@ class LegacyTasks:
         task = self.scheduler.task(entry.msg_id)
         stage = task.stage if task is not None else entry.stage
         return [entry.msg_id, entry.kinds[stage], entry.end is not None]
+
+
+class AckBatches:
+    """The task ids of TaskClient batches, collected until each batch is whole.
+
+    A client sends ``batch`` requests naming one ``ack`` msg_id (a ``map`` sends them all
+    at once) and waits for one reply listing their task ids.  A client that dies halfway
+    through sending leaves its batch incomplete for ever: only the ``limit`` newest
+    incomplete batches are kept.
+    """
+
+    def __init__(self, limit=1024):
+        self.limit = limit
+        self._entries = {}
+
+    def add(self, ack, size, entry):
+        """Note ``entry`` for ``ack``; returns the whole batch once ``size`` entries are in, else None."""
+        batch = self._entries.get(ack)
+        if batch is None:
+            batch = self._entries[ack] = []
+            if len(self._entries) > self.limit:
+                del self._entries[next(iter(self._entries))]
+        batch.append(entry)
+        if len(batch) < size:
+            return None
+        del self._entries[ack]
+        return batch
+
+    def __len__(self):
+        return len(self._entries)

@@ -40,7 +40,7 @@ from ..wire.session import isoformat, pack, unpack
 from ..wire.zmqtwisted import ZmqSocket
 from .broadcast import Broadcaster
 from .devices import unlimited
-from .legacytasks import LegacyTasks, parse_stages
+from .legacytasks import AckBatches, LegacyTasks, parse_stages
 from .scheduler import Assign, Deliver, Fail, Task, TaskScheduler
 
 log = logging.getLogger("kernelpar.controller")
@@ -95,7 +95,7 @@ class TaskQueue:
         self.client_port = binder.bind(self.clients.sock)
         self.engine_port = binder.bind(self.engines.sock)
         self._replies = {}
-        self._batches = {}  # ack msg_id -> task ids (or refusals) of a TaskClient batch so far
+        self._batches = AckBatches()
         self._timer = self._timer_deadline = None
         #: BroadcastView's fan-out, which sends its copies through this engine socket
         self.broadcasts = Broadcaster(reactor, ctx, session, binder, hub, self.engines)
@@ -184,20 +184,15 @@ class TaskQueue:
         return task
 
     def _ack(self, client_id, legacy, entry):
-        """Note a TaskClient request's task id (or ``[ename, message]``: why it was refused).
-
-        The client sent ``batch`` requests naming one ``ack`` msg_id (a ``map`` sends them
-        all at once); the ids go back in one ``legacy_task_reply`` once all have arrived.
-        """
+        """Note a TaskClient request's task id (or ``[ename, message]``: why it was refused);
+        the batch's ids go back in one ``legacy_task_reply`` once all have arrived."""
         ack = legacy.get("ack") if isinstance(legacy, dict) else None
         size = legacy.get("batch", 1) if isinstance(legacy, dict) else 1
         if not isinstance(ack, str) or not isinstance(size, int):
             return
-        batch = self._batches.setdefault(ack, [])
-        batch.append(entry)
-        if len(batch) < size:
+        batch = self._batches.add(ack, size, entry)
+        if batch is None:
             return
-        del self._batches[ack]
         frames, _ = self.session.serialize("legacy_task_reply", {"status": "ok", "taskids": batch},
                                            parent={"msg_id": ack}, idents=(client_id, protocol.HUB_ROUTING_ID))
         self.clients.send_multipart(frames)
