@@ -107,8 +107,8 @@ class RemoteError(KernelError):
         return f"{label + ' ' if label else ''}{self.ename}: {self.evalue}"
 
     def render_traceback(self):
-        """The remote traceback as a list of lines (what IPython shows)."""
-        return (self.traceback or "No traceback available").splitlines()
+        """The remote traceback as a list of lines (what IPython shows), then any notes."""
+        return (self.traceback or "No traceback available").splitlines() + notes(self)
 
     def _render_traceback_(self):
         return self.render_traceback()
@@ -142,6 +142,8 @@ class CompositeError(RemoteError):
     def __init__(self, message, elist):
         Exception.__init__(self, message, elist)
         self.msg = message
+        for note in dict.fromkeys(n for e in elist if isinstance(e, BaseException) for n in notes(e)):
+            add_note(self, note)
         self.elist = _flatten(elist)
         ename, evalue, tb, info = self.elist[0] if self.elist else ("", "", "", {})
         self.ename, self.evalue, self.traceback, self.tb, self.engine_info = ename, evalue, tb, tb, info
@@ -172,7 +174,7 @@ class CompositeError(RemoteError):
             ename, evalue, tb, info = self._get(excid)
             lines.append(_engine_label(info) + ": ")
             lines.extend((tb or f"{ename}: {evalue}").splitlines())
-        return lines
+        return lines + notes(self)
 
     def print_traceback(self, excid=None, file=None):
         print("\n".join(self.render_traceback(excid)), file=file or sys.stdout)
@@ -186,6 +188,16 @@ class CompositeError(RemoteError):
     def raise_exception(self, excid=0):
         ename, evalue, tb, info = self._get(excid)
         raise RemoteError(ename, evalue, tb, info)
+
+
+def add_note(exc, note):
+    """Attach ``note`` to ``exc`` as PEP 678 does (Python 3.11 prints notes after the message)."""
+    exc.__notes__ = [*notes(exc), note]
+
+
+def notes(exc):
+    """The notes attached to ``exc``, as a list of strings."""
+    return list(getattr(exc, "__notes__", None) or ())
 
 
 def composite_entry(exc):

@@ -6,6 +6,7 @@ to the :class:`Dispatcher` the IO thread would call; timers are fired by hand.
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import types
@@ -22,6 +23,8 @@ from kernelpar.client.executereply import ExecuteReply
 from kernelpar.client.futures import MessageFuture, Metadata
 from kernelpar.client.history import IdHistory
 from kernelpar.client.ioloop import Timer
+from kernelpar.client.namehints import name_error_hint
+from kernelpar.wire import serialize
 from kernelpar.wire.serialize import serialize_object
 from kernelpar.wire.session import Session
 
@@ -245,6 +248,42 @@ def test_remote_error_single_and_composite(wire):
     assert str(info.value) == "[0:apply] ZeroDivisionError: division by zero"
     assert info.value.engine_info == {"engine_id": 0, "engine_uuid": "u0", "method": "apply"}
 
+
+
+def test_name_error_hints_say_what_the_engines_miss():
+    import os.path
+    namespace = {"np": np, "math": __import__("math"), "path": os.path, "offset": 5}
+    hint = name_error_hint("NameError", "name 'np' is not defined", namespace)
+    assert hint == ("NameError hint: 'np' is imported in this client but not on the engines, where code sent from "
+                    "here looks up its global names: import it there too (view.execute('import numpy as np') or "
+                    "%px import numpy as np) or inside the function.")
+    assert "view.execute('import math')" in name_error_hint("NameError", "name 'math' is not defined", namespace)
+    assert f"import {os.path.__name__} as path" in name_error_hint("NameError", "name 'path' is not defined", namespace)
+    assert name_error_hint("NameError", "name 'offset' is not defined", namespace) == (
+        "NameError hint: 'offset' is defined in this client but not on the engines, where code sent from here "
+        "looks up its global names: send it with view.push({'offset': offset}) or pass it as an argument.")
+    assert name_error_hint("NameError", "name 'elsewhere' is not defined", namespace) is None
+    assert name_error_hint("ValueError", "name 'np' is not defined", namespace) is None
+    assert name_error_hint("NameError", "free variable 'np' referenced before assignment", namespace) is None
+
+
+def test_a_name_error_for_a_client_name_carries_the_hint_as_a_note(wire, monkeypatch):
+    monkeypatch.setattr(serialize, "_user_namespace", {"offset": 5})
+    futs = [_request(wire, 20, eid=0), _request(wire, 21, eid=1)]
+    ar = AsyncResult(wire.stub, futs, fname="f")
+    for fut in futs:
+        _reply(wire, fut, {"status": "error", "ename": "NameError", "evalue": "name 'offset' is not defined",
+                           "traceback": "Traceback (most recent call last):\nNameError: name 'offset' is not defined"})
+    with pytest.raises(errors.CompositeError) as info:
+        ar.get(0)
+    composite = info.value
+    assert str(composite).splitlines()[1] == "[0:apply] NameError: name 'offset' is not defined", "str is unchanged"
+    assert composite.__notes__ == [name_error_hint("NameError", "name 'offset' is not defined")], "one note, not two"
+    assert composite.render_traceback()[-1] == composite.__notes__[0]
+    single = ar.get(0, return_exceptions=True)[0]
+    assert str(single) == "[0:apply] NameError: name 'offset' is not defined"
+    assert single.render_traceback()[-1] == single.__notes__[0]
+    assert pickle.loads(pickle.dumps(single)).__notes__ == single.__notes__
 
 def test_aborted_and_engine_death(wire):
     fut = _request(wire, 5)

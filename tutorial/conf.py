@@ -21,8 +21,13 @@ html_theme = "alabaster"
 doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 # the examples run as a session's code does: what they define belongs to __main__, which
-# decides how functions travel to the engines (with the engine's namespace as globals)
-doctest_global_setup = "__name__ = '__main__'"
+# decides how functions travel to the engines (with the engine's namespace as globals),
+# and their namespace is the client's user namespace (where error hints look names up)
+doctest_global_setup = """
+__name__ = '__main__'
+from kernelpar.wire.serialize import set_user_namespace
+set_user_namespace(globals())
+"""
 
 # the classic page starts its ``ipcluster local`` with the tests' helper
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))

@@ -32,6 +32,7 @@ from ..wire.serialize import deserialize_object
 from ..wire.session import Message, utcnow
 from .executereply import ExecuteReply
 from .futures import MessageFuture, apply_iopub, apply_reply_metadata
+from .namehints import name_error_hint
 
 log = logging.getLogger("kernelpar.client")
 
@@ -148,7 +149,11 @@ class Dispatcher:
     def _remote_error(self, fut, content):
         if not content.get("engine_info"):
             content = dict(content, engine_info=self._engine_info(fut))
-        return errors.unwrap_exception(content)
+        err = errors.unwrap_exception(content)
+        hint = name_error_hint(err.ename, err.evalue)
+        if hint is not None:
+            errors.add_note(err, hint)
+        return err
 
     # -- handlers (one per channel) ----------------------------------------------
 
