@@ -6,13 +6,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 _COMPAT = str(Path(__file__).resolve().parents[1] / "compat")
 if _COMPAT not in sys.path:
     sys.path.insert(0, _COMPAT)
-
-pytest.importorskip("fissix")
 
 from kernelpar_compat.py2source import (
     install_helpers,

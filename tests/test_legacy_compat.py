@@ -17,8 +17,6 @@ import textwrap
 import pytest
 from legacy_cluster import COMPAT, ROOT, environment, ipcluster_local, run_legacy
 
-pytest.importorskip("fissix")
-
 
 def run(code, tmp_path, extra_path=None, timeout=120, python_args=()):
     env = environment(tmp_path / "ipython")

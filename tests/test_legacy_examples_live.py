@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from legacy_cluster import ipcluster_local, run_legacy
 
-pytest.importorskip("fissix")
-
 EXAMPLES = Path(__file__).parent / "legacy_examples"
 ENGINES = 4
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

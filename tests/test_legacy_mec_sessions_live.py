@@ -10,6 +10,8 @@ import signal
 
 import psutil
 import pytest
+from ipyshell import interactive_shell
+from IPython.utils.capture import capture_output
 from legacymec import ANSI, WAIT, clean_engines, hold, mec, plain, release, wait_queued, wait_until  # noqa: F401
 
 import kernelpar as ipp
@@ -31,26 +33,16 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def shell(ipython_dir):
-    pytest.importorskip("IPython")
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    config.InteractiveShell.colors = "NoColor"
-    sh = InteractiveShell.instance(config=config)
-    try:
-        yield sh
-    finally:
-        magic.active_client = None
-        if magic._autopx_transformer is not None:
-            magic._disable_autopx()
-        InteractiveShell.clear_instance()
+    with interactive_shell() as sh:
+        try:
+            yield sh
+        finally:
+            magic.active_client = None
+            if magic._autopx_transformer is not None:
+                magic._disable_autopx()
 
 
 def run_cell(shell, cell):
-    from IPython.utils.capture import capture_output
-
     with capture_output() as io:
         result = shell.run_cell(cell)
     return result, io.stdout

@@ -16,28 +16,20 @@ import sys
 import time
 
 import pytest
-
-import kernelpar as ipp
-
-IPython = pytest.importorskip("IPython")
+from ipyshell import interactive_shell
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
+
+import kernelpar as ipp
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def shell(ipython_dir):
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    config.InteractiveShell.colors = "NoColor"
-    sh = InteractiveShell.instance(config=config)
-    try:
+    with interactive_shell() as sh:
         yield sh
-    finally:
-        InteractiveShell.clear_instance()
 
 
 @pytest.fixture

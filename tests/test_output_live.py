@@ -206,7 +206,6 @@ def test_wait_interactive_tqdm_on_a_tty(rc, monkeypatch, interactive_env):
 
 
 def test_wait_interactive_widget_without_ipywidgets_falls_back(rc, capsys, interactive_env):
-    pytest.importorskip("tqdm")
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
