@@ -58,6 +58,8 @@ def main(argv=None):
 
         data = np.arange(4_000_000, dtype=np.float64)
         timed("scatter 4M floats across the engines", lambda: dview.scatter("part", data, block=True))
+        # an engine builds its IPython shell on its first execute (apply-only work never needs it)
+        timed("first execute on each engine: it starts IPython", lambda: dview.execute("pass", block=True))
         timed("square them where they live", lambda: dview.execute("part = part ** 2", block=True))
         squares = timed("gather the result", lambda: dview.gather("part", block=True))
         print(f"    sum of squares: {squares.sum():.6e} (numpy locally: {(data ** 2).sum():.6e})")
