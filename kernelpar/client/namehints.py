@@ -16,6 +16,7 @@ import types
 from ..wire.serialize import user_namespace
 
 _MISSING_NAME = re.compile(r"^name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+_ABSENT = object()
 
 
 def _import_statement(name, module):
@@ -37,9 +38,10 @@ def name_error_hint(ename, evalue, namespace=None):
         return None
     name = match.group(1)
     namespace = user_namespace() if namespace is None else namespace
-    if name not in namespace:
+    # one lookup: this runs on the client's IO thread while the user's thread may change names
+    value = namespace.get(name, _ABSENT)
+    if value is _ABSENT:
         return None
-    value = namespace[name]
     where = "where code sent from here looks up its global names"
     if isinstance(value, types.ModuleType):
         statement = _import_statement(name, value)
