@@ -2,7 +2,8 @@
 
 Every page of ``tutorial/`` starts its own cluster (the classic page an ``ipcluster
 local``) and stops it; this test runs the builder in a fresh IPython directory and fails
-with the builder's report when an example's output differs from the page.
+with the builder's report when an example's output differs from the page, or when Sphinx
+warns about a page.
 """
 
 import os
@@ -22,8 +23,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 30)]
 def test_every_tutorial_example_gives_the_output_the_page_shows(tmp_path):
     out = tmp_path / "doctest"
     env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
-    proc = subprocess.Popen([sys.executable, "-m", "sphinx", "-b", "doctest", "-q", os.path.join(ROOT, "tutorial"),
-                             str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # -W: a Sphinx warning (a broken reference, a malformed page) fails the test too
+    command = [sys.executable, "-m", "sphinx", "-b", "doctest", "-q", "-W", "--keep-going",
+               os.path.join(ROOT, "tutorial"), str(out)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=BUILD_TIMEOUT)
