@@ -14,6 +14,7 @@ from .client import (  # noqa: F401
     AsyncHubResult,
     AsyncMapResult,
     AsyncResult,
+    BroadcastView,
     Client,
     Dependency,
     DirectView,
@@ -21,6 +22,7 @@ from .client import (  # noqa: F401
     LoadBalancedView,
     ParallelFunction,
     RemoteFunction,
+    ViewExecutor,
     depend,
     dependent,
     parallel,
@@ -31,10 +33,12 @@ from .cluster import Cluster  # noqa: F401
 from .errors import *  # noqa: F401,F403
 from .engine.kernelbind import bind_kernel  # noqa: F401
 from .wire.serialize import (  # noqa: F401
+    PrePickled,
     Reference,
     deserialize_object,
     interactive,
     serialize_object,
     use_cloudpickle,
+    use_dill,
     use_pickle,
 )

@@ -287,7 +287,19 @@ def test_decorators_imports_and_serializers(rc, dv, capsys):
         assert dv.apply(lambda: secret + 1) == [42, 42]
     finally:
         dv.use_pickle()
+    with pytest.raises(NotImplementedError, match="use_cloudpickle"):
+        dv.use_dill()
 
+
+def test_pre_pickled_functions_and_arguments(rc, dv):
+    big = np.ones(200_000)
+    weighted = ipp.PrePickled(lambda a, k: float((a * k).sum()))
+    ones = ipp.PrePickled(big)
+    assert dv.apply_sync(weighted, ones, 2) == [400_000.0, 400_000.0]
+    ar = rc[1].apply_async(weighted, ones, 3)
+    assert repr(ar).startswith("<AsyncResult(<lambda>)") and ar.get(10) == 600_000.0
+    lview = rc.load_balanced_view()
+    assert lview.map_sync(lambda a, k: float((a * k).sum()), [ones, ones], [1, 2]) == [200_000.0, 400_000.0]
 
 def test_deprecated_noops(rc):
     with warnings.catch_warnings(record=True) as w:

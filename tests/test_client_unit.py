@@ -481,9 +481,12 @@ def test_import_is_light_and_names_exist():
     code = ("import sys, kernelpar as ipp; assert 'IPython' not in sys.modules, 'IPython imported';"
             "names = 'Client Cluster DirectView AsyncResult AsyncMapResult Reference interactive CompositeError "
             "RemoteError EngineError NoEnginesRegistered TimeoutError TaskAborted KernelError error remote parallel "
-            "use_pickle use_cloudpickle serialize_object deserialize_object __version__ version_info'.split();"
+            "use_pickle use_cloudpickle serialize_object deserialize_object __version__ version_info BroadcastView "
+            "ViewExecutor PrePickled use_dill'.split();"
             "missing = [n for n in names if not hasattr(ipp, n)]; assert not missing, missing;"
             "assert ipp.TimeoutError is TimeoutError and ipp.error.RemoteError is ipp.RemoteError;"
-            "from kernelpar.error import CompositeError")
+            "from kernelpar.error import CompositeError\n"
+            "try:\n    ipp.use_dill()\nexcept NotImplementedError as e:\n    assert 'use_cloudpickle()' in str(e)\n"
+            "else:\n    raise AssertionError('use_dill() must say it is not supported')")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

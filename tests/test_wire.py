@@ -115,11 +115,21 @@ def test_a_function_pickled_once_travels_in_many_messages():
         serialize.set_user_namespace(None)
 
 
-def test_what_cannot_be_pickled_once_is_shipped_as_it_is():
+def test_pre_pickled_large_buffers_still_travel_out_of_band():
     big = np.arange(100_000.0)
-    heavy = serialize.interactive(lambda: big.sum())  # its closure needs an out-of-band buffer
+    heavy = serialize.interactive(lambda: big.sum())  # its closure holds a large array
+    shipped = serialize.PrePickled(heavy)
+    assert repr(shipped) == "<PrePickled <lambda>>" and repr(serialize.PrePickled(big)) == "<PrePickled ndarray>"
+    data, *large = pack_apply(len, (shipped, shipped), {})
+    assert [memoryview(b).nbytes for b in large] == [big.nbytes], "out of band, once"
+    _, (g, again), _ = unpack_apply([bytes(data), *large], {})
+    assert g() == big.sum() and again is g
+
+
+def test_what_cannot_be_pickled_once_is_shipped_as_it_is():
     lock = threading.Lock()
-    assert serialize.pickled_once(heavy) is heavy
+    with pytest.raises(SerializationError, match="lock"):
+        serialize.PrePickled(lock)
     assert serialize.pickled_once(lock) is lock
     with pytest.raises(SerializationError, match="argument 0 of len.*lock"):
         pack_apply(len, (serialize.pickled_once(lock),), {})

@@ -20,9 +20,11 @@ Modules, one job each:
 """
 
 from .asyncresult import AsyncMapResult, AsyncResult
+from .broadcastview import BroadcastView
 from .client import Client
 from .dependency import Dependency, depend, dependent, require
 from .executereply import ExecuteReply
+from .executor import ViewExecutor
 from .futures import MessageFuture, Metadata
 from .hubresult import AsyncHubResult
 from .lbview import LoadBalancedView
@@ -30,7 +32,7 @@ from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
 from .view import DirectView
 
 __all__ = [
-    "AsyncMapResult", "AsyncResult", "Client", "DirectView", "ExecuteReply", "MessageFuture", "Metadata",
+    "AsyncMapResult", "AsyncResult", "BroadcastView", "Client", "DirectView", "ViewExecutor", "ExecuteReply", "MessageFuture", "Metadata",
     "ParallelFunction", "RemoteFunction", "parallel", "remote",
     "Dependency", "depend", "dependent", "require", "AsyncHubResult", "LoadBalancedView",
 ]

@@ -334,6 +334,10 @@ class DirectView(View):
         serialize.use_cloudpickle()
         return self.apply(serialize.use_cloudpickle)
 
+    def use_dill(self):
+        """Not supported (see :func:`kernelpar.wire.serialize.use_dill`); nothing is sent."""
+        serialize.use_dill()
+
     # -- control (thin wrappers around the client) -------------------------------------------
 
     def clear(self, targets=None, block=None):

@@ -79,6 +79,12 @@ def use_cloudpickle():
     _set_mode("cloudpickle")
 
 
+def use_dill():
+    """Not supported: says so, and what does the same job (ipyparallel's switch to dill)."""
+    raise NotImplementedError("kernelpar does not serialize with dill; use_cloudpickle() ships functions, "
+                              "lambdas and closures by value with their globals, which is what use_dill() is used for")
+
+
 def _set_mode(mode):
     global _mode
     _mode = mode
@@ -218,41 +224,51 @@ def _picklable(obj):
     return True
 
 
-class _Pickled:
-    """An object already pickled, carried as those bytes inside other pickles."""
+class PrePickled:
+    """``obj`` pickled now, to travel in many messages for the price of one pickling.
 
-    __slots__ = ("data",)
+    ipyparallel's name and use: pass ``PrePickled(obj)`` wherever ``obj`` would go (an
+    argument, a pushed value, the function itself); it unpickles to a copy of ``obj``
+    on the other side.  Its large buffers still travel out of band, without a copy (so
+    changing ``obj`` in place before a send changes what is sent).  Raises
+    :class:`SerializationError` if ``obj`` cannot be pickled.
+    """
 
-    def __init__(self, data):
-        self.data = data
+    __slots__ = ("buffers", "data", "name")
+
+    def __init__(self, obj):
+        data, *self.buffers = serialize_object(obj)
+        self.data = bytes(data)
+        #: what reprs and results call it (the name of a function, else of its type)
+        self.name = getattr(obj, "__name__", None) or type(obj).__name__
+
+    def __repr__(self):
+        return f"<PrePickled {self.name}>"
 
     def __reduce__(self):
-        return _unpickle, (self.data,)
+        return _unpickle, (self.data, *(PickleBuffer(b) for b in self.buffers))
 
 
-def _unpickle(data):
-    return pickle.loads(data)
+def _unpickle(data, *buffers):
+    return pickle.loads(data, buffers=buffers)
 
 
 def pickled_once(obj):
-    """``obj`` pickled now, to travel in many messages for the price of one pickling.
+    """:class:`PrePickled` ``obj``, or ``obj`` itself if it cannot be pickled (the
+    message's own pickling then names the culprit).
 
     A ``map`` sends its function with every chunk; pickling a function by value is
-    most of the cost of a small task's message.  The result unpickles to a copy of
-    ``obj``, like ``obj`` itself would.  An object that needs out-of-band buffers, or
-    cannot be pickled (the message's own pickling then names the culprit), is returned
-    as it is.
+    most of the cost of a small task's message.
     """
     try:
-        data, *large = serialize_object(obj)
+        return PrePickled(obj)
     except SerializationError:
         return obj
-    return obj if large else _Pickled(bytes(data))
 
 
 def pack_apply(f, args, kwargs, threshold=BUFFER_THRESHOLD):
     """Buffers of an ``apply_request``: ``f(*args, **kwargs)`` pickled together."""
-    if not callable(f) and not isinstance(f, Reference):
+    if not callable(f) and not isinstance(f, (Reference, PrePickled)):
         raise TypeError(f"apply needs a callable, not {type(f).__name__}")
     return serialize_object((f, wrap_buffers(tuple(args), threshold), wrap_buffers(dict(kwargs), threshold)), threshold)
 
