@@ -262,6 +262,10 @@ def test_name_error_hints_say_what_the_engines_miss():
     assert name_error_hint("NameError", "name 'offset' is not defined", namespace) == (
         "NameError hint: 'offset' is defined in this client but not on the engines, where code sent from here "
         "looks up its global names: send it with view.push({'offset': offset}) or pass it as an argument.")
+    assert name_error_hint("NameError", "name 'offset' is not defined", namespace, method="execute").endswith(
+        "send it with view.push({'offset': offset}).")
+    assert name_error_hint("NameError", "name 'np' is not defined", namespace, method="execute").endswith(
+        "(view.execute('import numpy as np') or %px import numpy as np).")
     assert name_error_hint("NameError", "name 'elsewhere' is not defined", namespace) is None
     assert name_error_hint("ValueError", "name 'np' is not defined", namespace) is None
     assert name_error_hint("NameError", "free variable 'np' referenced before assignment", namespace) is None

@@ -150,7 +150,7 @@ class Dispatcher:
         if not content.get("engine_info"):
             content = dict(content, engine_info=self._engine_info(fut))
         err = errors.unwrap_exception(content)
-        hint = name_error_hint(err.ename, err.evalue)
+        hint = name_error_hint(err.ename, err.evalue, method=fut.kind)
         if hint is not None:
             errors.add_note(err, hint)
         return err

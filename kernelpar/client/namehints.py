@@ -29,8 +29,9 @@ def _import_statement(name, module):
     return f"import {qualified} as {name}"
 
 
-def name_error_hint(ename, evalue, namespace=None):
-    """The hint for a remote ``ename: evalue``, or None when there is nothing to say."""
+def name_error_hint(ename, evalue, namespace=None, method="apply"):
+    """The hint for a remote ``ename: evalue`` raised by ``method`` ("apply": a function
+    sent from here; "execute": code), or None when there is nothing to say."""
     if ename != "NameError":
         return None
     match = _MISSING_NAME.match(evalue)
@@ -43,9 +44,11 @@ def name_error_hint(ename, evalue, namespace=None):
     if value is _ABSENT:
         return None
     where = "where code sent from here looks up its global names"
+    function = method != "execute"
     if isinstance(value, types.ModuleType):
         statement = _import_statement(name, value)
         return (f"NameError hint: '{name}' is imported in this client but not on the engines, {where}: "
-                f"import it there too (view.execute({statement!r}) or %px {statement}) or inside the function.")
+                f"import it there too (view.execute({statement!r}) or %px {statement})"
+                f"{' or inside the function' if function else ''}.")
     return (f"NameError hint: '{name}' is defined in this client but not on the engines, {where}: "
-            f"send it with view.push({{'{name}': {name}}}) or pass it as an argument.")
+            f"send it with view.push({{'{name}': {name}}}){' or pass it as an argument' if function else ''}.")
