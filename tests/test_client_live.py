@@ -301,6 +301,7 @@ def test_pre_pickled_functions_and_arguments(rc, dv):
     lview = rc.load_balanced_view()
     assert lview.map_sync(lambda a, k: float((a * k).sum()), [ones, ones], [1, 2]) == [200_000.0, 400_000.0]
 
+
 def test_deprecated_noops(rc):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")

@@ -249,7 +249,6 @@ def test_remote_error_single_and_composite(wire):
     assert info.value.engine_info == {"engine_id": 0, "engine_uuid": "u0", "method": "apply"}
 
 
-
 def test_name_error_hints_say_what_the_engines_miss():
     import os.path
     namespace = {"np": np, "math": __import__("math"), "path": os.path, "offset": 5}
@@ -288,6 +287,7 @@ def test_a_name_error_for_a_client_name_carries_the_hint_as_a_note(wire, monkeyp
     assert str(single) == "[0:apply] NameError: name 'offset' is not defined"
     assert single.render_traceback()[-1] == single.__notes__[0]
     assert pickle.loads(pickle.dumps(single)).__notes__ == single.__notes__
+
 
 def test_aborted_and_engine_death(wire):
     fut = _request(wire, 5)

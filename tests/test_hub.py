@@ -180,7 +180,6 @@ def test_queue_status_follows_the_monitor(hub):
     assert json.loads(hub.db.get_record(header["msg_id"])["result_content"]) == {"status": "ok"}
 
 
-
 def test_an_abort_heard_before_its_request_still_completes_it(hub):
     # the control device can publish the engine's at-once "aborted" reply before the mux
     # device publishes its copy of the request
@@ -197,6 +196,7 @@ def test_an_abort_heard_before_its_request_still_completes_it(hub):
     assert hub.outbox_.replies[-1][2]["queue"]["0"] == {"queue": [], "completed": 1, "tasks": []}
     record = hub.db.get_record(header["msg_id"])
     assert record["completed"] is not None and json.loads(record["result_content"]) == {"status": "aborted"}
+
 
 def test_garbage_and_wrong_keys_are_dropped(hub, caplog):
     hub.handle_registration([b"junk"])

@@ -348,7 +348,6 @@ def test_garbage_collected_pending_results_leave_the_table():
     assert client.table._calls == {}
 
 
-
 def test_remote_tracebacks_start_at_the_users_code():
     text = (
         "Traceback (most recent call last):\n"

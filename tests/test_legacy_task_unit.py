@@ -136,7 +136,6 @@ def test_stages_metadata_is_checked():
             parse_stages(bad, 1)
 
 
-
 def test_ack_batches_answer_once_whole_and_forget_abandoned_ones():
     batches = AckBatches(limit=2)
     assert batches.add("a", 2, 0) is None
@@ -146,6 +145,7 @@ def test_ack_batches_answer_once_whole_and_forget_abandoned_ones():
         batches.add(ack, 5, 0)
     assert len(batches) == 2, "only the newest incomplete batches are kept"
     assert batches.add("dead1", 2, 1) is None, "a forgotten batch starts again"
+
 
 class Controller:
     """A scheduler with its task-id table, as the task queue drives them."""
@@ -217,7 +217,6 @@ def test_abort_status_and_clear_with_0_10_messages():
 
 
 # -- the scheduler's TaskClient rules ------------------------------------------------------------
-
 
 
 class Sched:

@@ -27,6 +27,7 @@ from kernelpar_compat.py2source import (
 # Python 2 constructs
 # ---------------------------------------------------------------------------------------------
 
+
 def test_print_statements(capsys):
     source = src('''
         import sys
