@@ -2,11 +2,10 @@
 
 import os
 import re
-import signal
-import subprocess
 import sys
 
 import pytest
+from grouprun import run_to_end
 
 DEMO_TIMEOUT = 120
 
@@ -15,15 +14,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEMO_TIMEOUT + 30)]
 
 def test_demo_does_its_work_and_stops_everything(tmp_path):
     env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
-    proc = subprocess.Popen([sys.executable, "-m", "kernelpar.demo", "-n", "2"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=DEMO_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"the demo did not finish in {DEMO_TIMEOUT} s:\n{output}")
-    assert proc.returncode == 0, output
+    returncode, output = run_to_end([sys.executable, "-m", "kernelpar.demo", "-n", "2"], env, DEMO_TIMEOUT,
+                                    "the demo")
+    assert returncode == 0, output
     assert "cluster up, engines [0, 1]" in output, output
     assert "total 17984" in output, "the number of primes below 200,000"
     squares = re.search(r"sum of squares: (\S+) \(numpy locally: (\S+)\)", output)

@@ -7,11 +7,10 @@ warns about a page.
 """
 
 import os
-import signal
-import subprocess
 import sys
 
 import pytest
+from grouprun import run_to_end
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 #: the builder's whole run on a loaded 2-core machine, clusters included
@@ -26,14 +25,7 @@ def test_every_tutorial_example_gives_the_output_the_page_shows(tmp_path):
     # -W: a Sphinx warning (a broken reference, a malformed page) fails the test too
     command = [sys.executable, "-m", "sphinx", "-b", "doctest", "-q", "-W", "--keep-going",
                os.path.join(ROOT, "tutorial"), str(out)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"the tutorial's doctests did not finish in {BUILD_TIMEOUT} s:\n{output}")
+    returncode, output = run_to_end(command, env, BUILD_TIMEOUT, "the tutorial's doctests")
     report = (out / "output.txt").read_text() if (out / "output.txt").exists() else ""
-    assert proc.returncode == 0 and "0 failures in tests" in report, f"{output}\n{report}"
+    assert returncode == 0 and "0 failures in tests" in report, f"{output}\n{report}"
     assert "0 failures in setup code" in report and "0 failures in cleanup code" in report, report
