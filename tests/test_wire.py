@@ -126,6 +126,28 @@ def test_pre_pickled_large_buffers_still_travel_out_of_band():
     assert g() == big.sum() and again is g
 
 
+def test_plain_arguments_take_the_c_pickler_and_code_inside_them_still_travels_by_value():
+    from kernelpar.client.enginefuncs import map_chunk
+
+    shipped = serialize.PrePickled(len)
+    plain = (map_chunk, (shipped, range(3), [1.5, "x", None], {"k": (b"y", 2j)}, np.arange(3)), {})
+    assert serialize._is_plain(plain)
+    f, (g, seq, *rest), _ = unpack_apply(pack_apply(*plain), {})
+    assert f is map_chunk and g is len and seq == range(3)
+    assert rest[:2] == [[1.5, "x", None], {"k": (b"y", 2j)}] and list(rest[2]) == [0, 1, 2]
+
+    offset = 10
+    nested = [1, {"f": serialize.interactive(lambda x: x + offset)}]
+    assert not serialize._is_plain(nested)
+    assert not serialize._is_plain(np.array([None, len]))
+    _, (got,), _ = unpack_apply(pack_apply(len, (nested,), {}), {})
+    assert got[1]["f"](1) == 11
+
+    long_list = list(range(1000))
+    assert not serialize._is_plain(long_list), "past the scan limit it is left to cloudpickle"
+    assert unpack_apply(pack_apply(len, (long_list,), {}), {})[1] == [long_list]
+
+
 def test_what_cannot_be_pickled_once_is_shipped_as_it_is():
     lock = threading.Lock()
     with pytest.raises(SerializationError, match="lock"):
