@@ -15,7 +15,8 @@ import pytest
 import zmq
 
 import kernelpar as ipp
-from kernelpar.wire.serialize import SerializationError
+from kernelpar.wire.connection import connect_url
+from kernelpar.wire.serialize import SerializationError, pack_apply
 from kernelpar.wire.session import DELIM, Session
 
 pytestmark = pytest.mark.timeout(90)
@@ -153,3 +154,82 @@ def test_connection_file_of_a_dead_controller_gives_timeout_error(tmp_path):
     with pytest.raises(TimeoutError):
         ipp.Client(str(path), timeout=1.5)
     assert time.monotonic() - t0 < 6
+
+
+def test_signed_messages_whose_names_are_not_strings_are_dropped_and_tasks_keep_flowing(tmp_path):
+    # a key holder's message with msg_type 5 used to reach the engines, which could not
+    # name a reply to it: each such task held its engine's load-balancing slot for ever
+    with fast_cluster(tmp_path) as rc:
+        info = rc.connection_info
+        session = Session(info["key"].encode())
+        ctx = zmq.Context()
+        try:
+            for channel in ("task", "mux", "control", "registration"):
+                sock = ctx.socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(connect_url(info, channel))
+                for bad in ({"msg_type": 5}, {"msg_type": None}, {"msg_id": {"a": 1}}, {"msg_id": ["x"]}):
+                    header = dict(session.header("apply_request"), **bad)
+                    frames, _ = session.serialize("apply_request", {}, header=header,
+                                                  buffers=pack_apply(len, ("abc",), {}))
+                    for _ in rc.ids:
+                        sock.send_multipart(frames)
+                sock.close()
+        finally:
+            ctx.term()
+        lview = rc.load_balanced_view()
+        assert lview.map_sync(lambda x: x * 2, range(6)) == [0, 2, 4, 6, 8, 10]
+        assert rc[:].apply_sync(lambda: "direct") == ["direct", "direct"]
+        status = rc.queue_status()
+        assert status["unassigned"] == 0
+        assert all(status[i]["queue"] == 0 and status[i]["tasks"] == 0 for i in rc.ids), status
+
+
+def test_a_result_whose_unpickling_raises_system_exit_fails_only_its_own_task(rc):
+    def booby_trapped():
+        class Trap:
+            def __reduce__(self):
+                return exec, ("raise SystemExit(3)",)
+
+        return Trap()
+
+    slow = rc[1].apply_async(time.sleep, 0.5)
+    with pytest.raises(SerializationError, match="SystemExit"):
+        rc[0].apply_sync(booby_trapped)
+    slow.get(timeout=10)
+    assert rc[0].apply_sync(lambda: "client still open") == "client still open"
+
+
+def test_a_task_after_a_direct_task_sent_just_before_it_waits_for_it(rc):
+    # the hub hears of direct tasks from the queue monitor, in batches: a task that names
+    # one the moment after it was sent used to fail with InvalidDependency
+    lview = rc.load_balanced_view()
+    for i in range(40):
+        direct = rc[i % 2].apply_async(lambda: "first")
+        with lview.temp_flags(after=direct):
+            dependent = lview.apply_async(lambda: "second")
+        assert dependent.get(timeout=10) == "second"
+        assert direct.ready()
+
+
+def test_a_task_after_a_broadcast_waits_for_its_replies(rc):
+    broadcast = rc.broadcast_view().apply_async(time.sleep, 0.3)
+    with rc.load_balanced_view().temp_flags(after=broadcast.msg_ids) as lview:
+        dependent = lview.apply_async(lambda: "after the broadcast")
+    assert dependent.get(timeout=10) == "after the broadcast"
+    assert broadcast.ready()
+
+
+def test_a_task_after_a_direct_task_lost_with_its_engine_is_impossible(tmp_path):
+    with fast_cluster(tmp_path) as rc:
+        victim = rc.ids[-1]
+        pid = rc[victim].apply_sync(os.getpid)
+        direct = rc[victim].apply_async(time.sleep, 30)
+        with rc.load_balanced_view().temp_flags(after=direct) as lview:
+            dependent = lview.apply_async(lambda: "never")
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ipp.EngineError):
+            direct.get(timeout=20)
+        with pytest.raises(ipp.ImpossibleDependency, match="can no longer happen"):
+            dependent.get(timeout=20)

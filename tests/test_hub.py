@@ -117,6 +117,9 @@ def test_ids_are_never_reused_and_requested_ids_are_honoured(hub):
     assert register(hub, "u7", requested=7)[2]["id"] == 7
     refused = register(hub, "u7b", requested=7)[2]
     assert refused["status"] == "error" and "already in use" in refused["reason"]
+    for bad in (True, -1, "3", 2.0):
+        refused = register(hub, f"bad-{bad!r}", requested=bad)[2]
+        assert refused["status"] == "error" and "non-negative int" in refused["reason"]
 
 
 def test_version_mismatch_is_refused_with_both_versions(hub):

@@ -54,6 +54,17 @@ def test_unsigned_and_garbage_messages_are_refused():
             signed.deserialize(garbage)
 
 
+@pytest.mark.parametrize("header, parent", [
+    ({"msg_type": 5}, {}), ({"msg_type": None}, {}), ({"msg_id": {"a": 1}}, {}), ({"msg_id": 7}, {}),
+    ({}, {"msg_id": ["x"]}),
+])
+def test_messages_must_name_themselves_with_strings(header, parent):
+    s = Session(b"secret")
+    frames, _ = s.serialize("x", {}, header=dict(s.header("x"), **header), parent=parent)
+    with pytest.raises(MessageError, match="must be strings"):
+        s.deserialize(frames)
+
+
 def test_large_arrays_travel_out_of_band_without_copies():
     arr = np.arange(1_000_000, dtype=np.float64)
     buffers = serialize.serialize_object({"a": arr})

@@ -251,9 +251,11 @@ class IOLoop:
 
     @staticmethod
     def _call(fn, args):
+        # BaseException too: a user's done-callback calling sys.exit() must not end the
+        # thread every result of this client goes through (signals never land here)
         try:
             fn(*args)
-        except Exception:
+        except BaseException:
             log.exception("error in kernelpar client IO thread callback %r", fn)
 
     def _drain(self, sock, handler, zero_copy):
@@ -266,7 +268,7 @@ class IOLoop:
                 return
             try:
                 handler(frames)
-            except Exception:
+            except BaseException:  # as in _call
                 log.exception("error handling a message in the kernelpar client")
             if not sock.getsockopt(_EVENTS) & _POLLIN:
                 return

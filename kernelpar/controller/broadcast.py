@@ -106,6 +106,7 @@ class Broadcaster:
         if fanout is None or fanout.waiting.pop(child, None) is None:
             return
         self.hub.record_result(msg, engine)
+        self.hub.note_reply(msg, engine)
         if not fanout.coalescing:
             self.clients.send_multipart([fanout.client_id, engine.encode(), *frames[2:]])
             return
@@ -132,6 +133,7 @@ class Broadcaster:
                                                 idents=(fanout.client_id, protocol.HUB_ROUTING_ID))
         self.hub.db.update_record(child, {"result_header": header, "result_metadata": pack(metadata),
                                           "result_content": pack(content), "completed": metadata["completed"]})
+        self.hub.note_failure(child, uuid)
         if not fanout.coalescing:
             self.clients.send_multipart(frames)
             return

@@ -156,6 +156,9 @@ class Hub:
         self.outbox.notify("unregistration_notification", {"id": rec.id, "uuid": uuid})
         if self.tasks is not None:
             self.tasks.engine_unregistered(uuid)
+        # after the scheduler has dropped the engine, so that no dependent goes to it
+        for msg_id in lost:
+            self.note_failure(msg_id, uuid)
 
     def _engines(self):
         return {str(r.id): r.uuid for r in self.registry.registered()}
@@ -280,8 +283,7 @@ class Hub:
                 if topic == b"outcontrol" and self._keep_if_early(msg, engine):
                     return
                 self.record_result(msg, engine)
-                if self.tasks is not None:
-                    self._note_outcome(msg, engine)
+                self.note_reply(msg, engine)
 
     def _pure_task_copy(self, topic, msg):
         """A copy from the ``pure`` scheme's C queue: ``[client_id, <IDS|MSG>, ...]`` both ways."""
@@ -329,11 +331,24 @@ class Hub:
         if early is not None:
             self.record_result(early[1], early[0])
 
-    def _note_outcome(self, msg, engine):
+    # A load-balanced task may depend on direct and broadcast tasks, which the scheduler
+    # never sees: the hub tells it how they ended (only those a waiting task names).
+
+    def note_reply(self, msg, engine):
+        """``engine`` answered a direct or broadcast task (``msg``, deserialized lazily)."""
         parent_id = msg.parent_header.get("msg_id")
-        if self.tasks.scheduler.awaits(parent_id):
-            status = unpack(msg.metadata).get("status")
+        if self._awaited(parent_id):
+            metadata = unpack(msg.metadata) if isinstance(msg.metadata, bytes) else msg.metadata
+            status = metadata.get("status") if isinstance(metadata, dict) else None
             self.tasks.note_outcome(parent_id, "ok" if status == "ok" else "error", engine)
+
+    def note_failure(self, msg_id, engine):
+        """A direct or broadcast task failed without a reply (its engine is gone)."""
+        if self._awaited(msg_id):
+            self.tasks.note_outcome(msg_id, "error", engine)
+
+    def _awaited(self, msg_id):
+        return self.tasks is not None and self.tasks.scheduler.awaits(msg_id)
 
     def record_result(self, msg, engine):
         """Record the reply ``msg`` (deserialized lazily) that ``engine`` sent."""

@@ -46,7 +46,7 @@ class EngineRegistry:
         if uuid in self._by_uuid:
             raise RegistrationError(f"engine uuid {uuid} is already registered")
         if requested_id is not None:
-            if not isinstance(requested_id, int) or requested_id < 0:
+            if isinstance(requested_id, bool) or not isinstance(requested_id, int) or requested_id < 0:
                 raise RegistrationError(f"requested engine id must be a non-negative int, not {requested_id!r}")
             if requested_id in self._used_ids:
                 raise RegistrationError(f"engine id {requested_id} is already in use")

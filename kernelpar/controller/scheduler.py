@@ -70,7 +70,7 @@ from collections import deque
 
 from .legacyrules import TaskClientRules
 from .schemes import SCHEMES
-from .taskdeps import IMPOSSIBLE, MET, DependencyIndex
+from .taskdeps import IMPOSSIBLE, MET, DependencyIndex, unknown_problem
 from .tasktypes import ASSIGNED, DONE, FINAL_STATUS, WAITING, Assign, Deliver, Fail, Task
 
 __all__ = ["ASSIGNED", "DONE", "WAITING", "Assign", "Deliver", "Fail", "Task", "TaskScheduler"]
@@ -97,6 +97,10 @@ class _Engine:
 class TaskScheduler(TaskClientRules):
     """Decides where and when load-balanced tasks run; see the module docstring."""
 
+    #: how long a task may name msg_ids nobody knows of before it fails: the hub hears of
+    #: a direct task from the queue monitor, which may lag behind a load-balanced task
+    #: the client sent right after it
+    unknown_dependency_grace = 2.0
     #: outcomes of finished tasks remembered here for dependencies (~180 bytes each);
     #: older ones are looked up with ``outcome_of`` (the hub's records)
     outcomes_kept = 20_000
@@ -127,6 +131,7 @@ class TaskScheduler(TaskClientRules):
         self._pinned = {}  # uuid -> {task: None} of tasks restricted to it (and maybe others)
         self._deps = DependencyIndex()
         self._deadlines = []  # heap of (deadline, n, task), stale once the task moved on
+        self._unknown_checks = []  # heap of (when, n, task) for tasks with unknown_deps
         self._decisions = []
         self._seqs = itertools.count()
         self._uses = itertools.count()
@@ -228,6 +233,9 @@ class TaskScheduler(TaskClientRules):
         if problem is not None:
             self._fail(task, "InvalidDependency", f"Task {msg_id!r} {problem}")
         else:
+            if task.unknown_deps:
+                heapq.heappush(self._unknown_checks,
+                               (self.clock() + self.unknown_dependency_grace, next(self._seqs), task))
             self._settle(task)
         self._propagate()
         return self._flush()
@@ -323,6 +331,13 @@ class TaskScheduler(TaskClientRules):
             if task.state is WAITING:
                 self._fail(task, "TaskTimeout", f"Task {task.msg_id!r} waited more than "
                            f"{task.timeout:g} s for an engine")
+        checks = self._unknown_checks
+        while checks and checks[0][0] <= now:
+            task = heapq.heappop(checks)[2]
+            if task.state is WAITING:
+                unknown = [i for i in task.unknown_deps if self._outcome(i) is None]
+                if unknown:
+                    self._fail(task, "InvalidDependency", f"Task {task.msg_id!r} {unknown_problem(unknown)}")
         self._propagate()
         return self._flush()
 
@@ -336,6 +351,11 @@ class TaskScheduler(TaskClientRules):
                 due.append(deadline)
                 break
             heapq.heappop(heap)
+        checks = self._unknown_checks
+        while checks and checks[0][2].state is not WAITING:
+            heapq.heappop(checks)
+        if checks:
+            due.append(checks[0][0])
         due.extend(self._legacy_deadlines())
         return min(due) if due else None
 

@@ -139,12 +139,19 @@ class Requirement:
                f"and that can no longer happen"
 
 
+def unknown_problem(ids):
+    """Why a task naming ``ids`` cannot be scheduled: nobody has heard of them."""
+    return (f"depends on tasks unknown to the cluster: {sorted(ids)} (or finished so long ago that "
+            "neither the scheduler nor the task records remember them: see --sqlitedb)")
+
+
 class DependencyIndex:
     """The tasks waiting for each unfinished msg_id, and the outcomes not yet passed on.
 
     It uses these attributes of a task: ``msg_id``, ``after`` and ``follow`` (the
     ``as_dict()`` forms), and sets ``after_req``, ``follow_req`` (a
-    :class:`Requirement` or ``None``) and ``awaited`` (the msg_ids it is filed under).
+    :class:`Requirement` or ``None``), ``awaited`` (the msg_ids it is filed under) and
+    ``unknown_deps`` (those of them nobody knew of).
     """
 
     def __init__(self):
@@ -159,7 +166,9 @@ class DependencyIndex:
 
         ``outcome_of(msg_id)`` is ``None`` for a msg_id unknown to the cluster,
         ``"pending"``, or ``(status, engine)`` for a finished task.  A task with
-        something wrong is neither given requirements nor filed.
+        something wrong is neither given requirements nor filed.  Unknown msg_ids are
+        filed as pending and named in ``task.unknown_deps``: the hub may not have read
+        yet about a direct task sent just before (the scheduler gives them a grace).
         """
         try:
             after = parse_dependency(task.after)
@@ -172,17 +181,14 @@ class DependencyIndex:
         if task.msg_id in ids:
             return "depends on itself"
         outcomes = {i: outcome_of(i) for i in ids}
-        unknown = sorted(i for i, outcome in outcomes.items() if outcome is None)
-        if unknown:
-            return (f"depends on tasks unknown to the cluster: {unknown} (or finished so long ago that "
-                    "neither the scheduler nor the task records remember them: see --sqlitedb)")
+        task.unknown_deps = frozenset(i for i, outcome in outcomes.items() if outcome is None)
         if after:
             task.after_req = Requirement(*after, locates=False)
         if follow:
             task.follow_req = Requirement(*follow, locates=True)
         task.awaited = set()
         for dep_id, outcome in outcomes.items():
-            if outcome == "pending":
+            if outcome is None or outcome == "pending":
                 task.awaited.add(dep_id)
                 self._waiters.setdefault(dep_id, {})[task] = None
             else:

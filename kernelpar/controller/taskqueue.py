@@ -160,6 +160,10 @@ class TaskQueue:
             legacy = metadata.get("legacy")
             if legacy is None:
                 task = Task(msg.msg_id, payload, *parse_flags(metadata))
+                if task.after is not None or task.follow is not None:
+                    # the direct tasks it may name are known from the queue monitor's
+                    # copies, read in batches: read those that have arrived
+                    self.hub.catch_up()
             else:
                 task = self._legacy_task(msg, frames, legacy)
             decisions = self.scheduler.submit(task)

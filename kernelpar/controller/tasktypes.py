@@ -49,6 +49,8 @@ class Task:
     after_req: Requirement | None = field(default=None, init=False, repr=False)
     follow_req: Requirement | None = field(default=None, init=False, repr=False)
     awaited: set | frozenset = field(default=frozenset(), init=False, repr=False)
+    #: msg_ids it names that nobody knew of at submission (checked again after a grace)
+    unknown_deps: frozenset = field(default=frozenset(), init=False, repr=False)
     pins: frozenset = field(default=frozenset(), init=False, repr=False)
     #: recovery stages used so far
     stage: int = field(default=0, init=False, repr=False)

@@ -236,7 +236,9 @@ def deserialize_object(buffers):
     data, *oob = [_as_buffer(b) for b in buffers]
     try:
         return pickle.loads(data, buffers=oob)
-    except Exception as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # a pickle runs code of its own choosing: SystemExit too
         raise SerializationError(f"cannot deserialize object: {type(e).__name__}: {e}") from e
 
 

@@ -207,6 +207,11 @@ class Session:
             lazy or isinstance(msg["content"], dict)
         ):
             raise MessageError("message header and content must be JSON objects")
+        parent_id = msg["parent_header"].get("msg_id")
+        if not isinstance(msg.msg_id, str) or not isinstance(msg.msg_type, str) or not (
+            parent_id is None or isinstance(parent_id, str)
+        ):
+            raise MessageError("message msg_id, msg_type and parent msg_id must be strings")
         return msg
 
     def deserialize_or_drop(self, frames, where, logger, lazy=False):
