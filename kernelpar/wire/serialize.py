@@ -169,7 +169,7 @@ def wrap_buffers(values, threshold=BUFFER_THRESHOLD):
 
 
 #: exact types that C pickle writes as the canning pickler would: no code, class or module inside
-_ATOM_TYPES = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, range, slice})
+_ATOM_TYPES = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, range})
 _CONTAINER_TYPES = frozenset({tuple, list, set, frozenset})
 #: how many objects :func:`_is_plain` looks at before leaving ``obj`` to cloudpickle
 _PLAIN_SCAN_LIMIT = 64
