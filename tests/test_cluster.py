@@ -204,6 +204,14 @@ def test_engines_that_cannot_start_fail_fast_with_their_output(ipydir):
     assert not os.path.exists(cluster.cluster_file)
 
 
+def test_a_cluster_of_no_engines_connects_at_once_and_takes_engines_later(ipydir):
+    with Cluster(n=0, controller_args=FAST) as rc:
+        assert rc.ids == []
+        rc.cluster.start_engines_sync(1)
+        rc.wait_for_engines(1, timeout=60)
+        assert rc[:].apply_sync(lambda: 7) == [7]
+
+
 @pytest.mark.timeout(60)
 def test_killing_the_starting_process_leaves_no_orphans(ipydir, tmp_path):
     script = tmp_path / "starter.py"

@@ -284,3 +284,13 @@ def test_sync_twin_inside_a_running_loop():
     assert run_sync(inner()) == "MainThread"
     assert asyncio.run(notebook_cell()).startswith("kernelpar-sync")
     assert Cluster.stop_cluster_sync.__name__ == "stop_cluster_sync"
+
+
+@pytest.mark.parametrize("n, error", [("2", TypeError), (2.0, TypeError), (True, TypeError), (-1, ValueError)])
+def test_a_bad_number_of_engines_is_refused_before_anything_starts(tmp_path, n, error):
+    with pytest.raises(error, match="number of engines n"):
+        Cluster(n=n, profile_dir=str(tmp_path))
+    cluster = Cluster(n=1, profile_dir=str(tmp_path))
+    with pytest.raises(error, match="number of engines n"):
+        cluster.start_engines_sync(n)
+    assert cluster.engines == {} and cluster.controller is None

@@ -194,6 +194,48 @@ def test_ipcluster_local_honours_n_and_logdir(ipydir, tmp_path, processes):
     assert ipcluster.returncode == 0, read(out)
 
 
+def test_engines_killed_right_after_the_start_leave_the_controller_running(ipydir, tmp_path, processes):
+    # ipcluster stops everything only when the engines could not start; these ran
+    out = tmp_path / "ipcluster.out"
+    ipcluster = processes("kernelpar.cluster", "local", "-n", "2", "--", *FAST, output=out)
+    wait_for(lambda: "engines are running" in read(out) or ipcluster.poll() is not None, "ipcluster local -n 2")
+    mec = legacy_furl.client_for("", "mec")
+    assert wait_engines(mec, 2) == [0, 1]
+    mec[:].execute("import os", block=True)
+    mec[:].execute("os._exit(1)", block=False)
+    wait_for(lambda: "all engines have exited" in read(out), "ipcluster to notice the engines exited")
+    time.sleep(0.5)
+    assert ipcluster.poll() is None, read(out)
+    processes("kernelpar.engine", output=tmp_path / "late.out")
+    wait_for(lambda: sorted(mec.ids) == [2], "the engine started by hand, alone")
+    os.kill(ipcluster.pid, signal.SIGINT)
+    wait_for(lambda: ipcluster.poll() is not None, "ipcluster to exit after Ctrl-C", STOP_BOUND)
+
+
+@pytest.mark.parametrize("command", [["local", "-n", "0"], ["start", "-n", "0"]])
+def test_a_cluster_of_no_engines_waits_for_engines_started_by_hand(ipydir, tmp_path, processes, command):
+    out = tmp_path / "ipcluster.out"
+    ipcluster = processes("kernelpar.cluster", *command, output=out)
+    client_json = connection.connection_file(os.path.join(ipydir, "profile_default"), "client")
+    wait_for(lambda: os.path.exists(client_json) or ipcluster.poll() is not None, "the controller")
+    time.sleep(1.0)
+    assert ipcluster.poll() is None, read(out)
+    processes("kernelpar.engine", output=tmp_path / "byhand.out")
+    with kernelpar.Client(client_json, timeout=WAIT) as rc:
+        assert wait_engines(rc, 1) == [0]
+        assert rc[0].apply_sync(lambda: "by hand") == "by hand"
+    os.kill(ipcluster.pid, signal.SIGINT)
+    wait_for(lambda: ipcluster.poll() is not None, "ipcluster to exit after Ctrl-C", STOP_BOUND)
+    assert ipcluster.returncode == 0, read(out)
+
+
+def test_negative_engine_counts_are_refused_by_every_ipcluster_command(ipydir):
+    for command in (["local", "-n", "-3"], ["start", "-n", "-1"]):
+        result = subprocess.run([sys.executable, "-m", "kernelpar.cluster", *command], capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert result.returncode == 2 and "-n must be >= 0" in result.stderr, result
+
+
 # --- ipcontroller's FURL files (CLI-03 -x/-y, CLI-04)
 
 

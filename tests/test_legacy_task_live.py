@@ -344,6 +344,7 @@ def test_tc14_clear_counts_and_refuses_unknown_ids(tc):
 def test_tc15_map_mapper_and_parallel(tc):
     assert tc.map(lambda x: x**10, range(32)) == [x**10 for x in range(32)]
     assert tc.map(lambda x, y: x + y, [1, 2], (10, 20)) == [11, 22]
+    assert tc.map(abs, []) == [] and tc.mapper(block=False).map(abs, []) == []
     taskids = tc.mapper(block=False).map(lambda x: 2 * x, range(10))
     assert taskids == list(range(taskids[0], taskids[0] + 10))
     assert [tc.get_task_result(t, block=True) for t in taskids] == [2 * x for x in range(10)]

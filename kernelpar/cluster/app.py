@@ -183,6 +183,8 @@ def main(argv=None):
     if args.command == "start":
         from .start import cmd_start
 
+        if args.n is not None and args.n < 0:
+            parser.error(f"-n must be >= 0, not {args.n}")
         _configure_logging(args.log_level)
         sys.exit(cmd_start(args, controller_args))
     if controller_args:

@@ -31,6 +31,7 @@ from ..wire import connection
 from . import files
 from ._async import with_sync_twins
 from .launchers import NotRunning, controller_launcher_class, engine_launcher_class, launcher_name
+from .launchers.base import exit_codes
 from .process import POLL_INTERVAL, TERM_GRACE, ProcessHandle, stop_handles
 
 _SUFFIX_CHARS = string.ascii_lowercase + string.digits
@@ -84,10 +85,18 @@ def _log_stopped(log, what):
     # an on_stop callback that holds no reference to the Cluster: a launcher -> Cluster
     # cycle would keep a dropped Cluster (and so its processes) alive until the cyclic GC
     def callback(stop_data):
-        codes = [stop_data.get("exit_code")] + list(stop_data.get("exit_codes", {}).values())
-        (log.warning if any(codes) else log.info)("%s stopped: %s", what, stop_data)
+        (log.warning if any(exit_codes(stop_data)) else log.info)("%s stopped: %s", what, stop_data)
 
     return callback
+
+
+def _engine_count(n):
+    """``n`` if it is a number of engines, else a TypeError or ValueError naming it."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"the number of engines n must be an int, not {n!r}")
+    if n < 0:
+        raise ValueError(f"the number of engines n must be >= 0, not {n}")
+    return n
 
 
 def _cpu_count():
@@ -120,7 +129,7 @@ class Cluster:
             kwargs.pop(name, None)
         if kwargs:
             raise TypeError(f"Cluster() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
-        self.n = n
+        self.n = None if n is None else _engine_count(n)
         self.profile = profile or (None if profile_dir else "default")
         self.ipython_dir = ipython_dir
         self.profile_dir = connection.locate_profile_dir(profile, profile_dir, ipython_dir, create=False)
@@ -378,8 +387,7 @@ class Cluster:
 
         Call it again to add more engines: each call starts a new engine set.
         """
-        if n is None:
-            n = self.n if self.n is not None else _cpu_count()
+        n = _engine_count(n) if n is not None else self.n if self.n is not None else _cpu_count()
         if engine_set_id is None:
             engine_set_id = self._new_engine_set_id()
         elif engine_set_id in self.engines and self.engines[engine_set_id].running:
@@ -457,7 +465,7 @@ class Cluster:
 
     async def _wait_for_engines(self, client, n):
         def check():
-            engine_sets = list(self.engines.values())
+            engine_sets = [es for es in self.engines.values() if es.n]
             if engine_sets and not any(es.poll() for es in engine_sets):
                 output = "\n".join(es.get_output(tail=3000) for es in engine_sets)
                 raise RuntimeError(f"all engines exited before {n} registered:\n{output}")

@@ -3,8 +3,10 @@
 Foreground (the default): start the controller and the engines, then watch them.
 Ctrl-C, SIGTERM or SIGHUP stop everything and exit 0.  The controller exiting (e.g. a
 client's ``shutdown(hub=True)``) stops the engines and ends ipcluster.  Engines that
-all exit within ``EARLY_SHUTDOWN`` seconds of the start could not connect: everything
-is stopped, their output logged, exit 1.  SIGUSR1/SIGUSR2 are relayed to the engines.
+all exit within ``EARLY_SHUTDOWN`` seconds of the start, each with a status saying it
+never registered, could not start: everything is stopped, their output logged, exit 1.
+Engines that ran and ended (``mec.kill()``, user code calling ``os._exit``) leave the
+controller running, as does ``-n 0``.  SIGUSR1/SIGUSR2 are relayed to the engines.
 
 ``--daemonize``: the same command without ``--daemonize`` is started in a new session
 (the background ipcluster, logging to ``<profile>/log/ipcluster-*.log``).  It owns and
@@ -23,14 +25,17 @@ import sys
 import time
 
 from ..wire import connection
+from ..wire.protocol import EXIT_NOT_REGISTERED
 from . import files
 from .app import ALREADY_STARTED
 from .cluster import Cluster, ClusterRunning, _cpu_count, wait_for_engines
 from .launchers import LauncherNotAvailable
-from .launchers.base import PARENT_PID_ENV, pythonpath_with_kernelpar
+from .launchers.base import PARENT_PID_ENV, exit_codes, pythonpath_with_kernelpar
 from .process import POLL_INTERVAL, ProcessHandle, stop_handles
 
 EARLY_SHUTDOWN = 30.0
+#: exit statuses of an engine that never registered (argparse's usage error is 2)
+COULD_NOT_START = frozenset({2, EXIT_NOT_REGISTERED})
 log = logging.getLogger("kernelpar.cluster.ipcluster")
 
 
@@ -131,14 +136,18 @@ async def _watch(cluster, stop):
             code = cluster.controller.stop_data.get("exit_code")
             log.info("the controller exited (status %s): stopping the engines", code)
             return 0 if code == 0 else 1
-        if not engines_gone and cluster.engines and not any(es.poll() for es in cluster.engines.values()):
+        engine_sets = [es for es in cluster.engines.values() if es.n]
+        if not engines_gone and engine_sets and not any(es.poll() for es in engine_sets):
             engines_gone = True
-            output = "\n".join(es.get_output(tail=3000) for es in cluster.engines.values())
-            if time.monotonic() - started < EARLY_SHUTDOWN:
-                log.error("the engines exited right after starting (they probably could not connect); "
-                          "stopping the cluster. Engine output:\n%s", output)
+            output = "\n".join(es.get_output(tail=3000) for es in engine_sets)
+            statuses = [code for es in engine_sets for code in exit_codes(es.stop_data)]
+            if (time.monotonic() - started < EARLY_SHUTDOWN and statuses
+                    and all(code in COULD_NOT_START for code in statuses)):
+                log.error("the engines could not start (none registered); stopping the cluster. "
+                          "Engine output:\n%s", output)
                 return 1
-            log.warning("all engines have exited; the controller keeps running")
+            log.warning("all engines have exited (statuses %s); the controller keeps running",
+                        " ".join(map(str, statuses)))
         try:
             await asyncio.wait_for(stop.wait(), 0.1)
         except asyncio.TimeoutError:

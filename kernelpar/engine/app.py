@@ -19,7 +19,10 @@ its working directory, which is the directory it was started in, are importable)
 The main thread installs the SIGINT/SIGTERM handlers (SIGINT interrupts running user
 code and is ignored while idle; SIGTERM shuts the engine down cleanly), starts the IO
 thread (:mod:`.iothread`) and then serves requests (:mod:`.kernel`) until the engine
-stops.  The exit status is 0 after a requested shutdown, 1 after any failure.
+stops.  The exit status is 0 after a requested shutdown, 1 after a failure once
+registered, and ``EXIT_NOT_REGISTERED`` (3) when the engine never registered (no
+connection info, no controller, refused): ``ipcluster`` tells engines that could not
+start from engines that ran and ended.
 """
 
 import argparse
@@ -41,6 +44,7 @@ from ..wire.connection import (
     version_mismatch,
     versions,
 )
+from ..wire.protocol import EXIT_NOT_REGISTERED
 from ..wire.session import new_id
 from .kernel import EngineShutdown, Kernel
 
@@ -169,6 +173,8 @@ def wait_for_file(path, timeout, parent=None, poll=FILE_POLL_INTERVAL):
             raise StartupError(f"the process that started this engine (pid {parent}) is gone")
         try:
             return read_json(path)
+        except IsADirectoryError:
+            raise StartupError(f"connection file {path} is a directory") from None
         except (FileNotFoundError, json.JSONDecodeError) as e:
             if time.monotonic() >= deadline:
                 what = "did not appear" if isinstance(e, FileNotFoundError) else "is not valid JSON"
@@ -304,6 +310,6 @@ def main(argv=None):
                 raise StartupError(problem)
     except StartupError as e:
         log.error("%s", e)
-        return 1
+        return EXIT_NOT_REGISTERED
     log.debug("connection info from %s", source)
     return run_engine(info, args.id)

@@ -40,7 +40,7 @@ from twisted.internet.task import LoopingCall
 from ..wire import shm
 from ..wire.connection import connect_url, version_mismatch, versions
 from ..wire.frames import send_frames
-from ..wire.protocol import DEFAULT_HB_PERIOD_MS, HUB_ROUTING_ID
+from ..wire.protocol import DEFAULT_HB_PERIOD_MS, EXIT_NOT_REGISTERED, HUB_ROUTING_ID
 from ..wire.session import Session, isoformat
 from ..wire.zmqtwisted import ZmqSocket
 from .capture import FLUSH_INTERVAL
@@ -340,9 +340,10 @@ class EngineIO:
     # -- exit --------------------------------------------------------------------------
 
     def fail(self, message, linger=None):
-        """Log ``message`` as the reason the engine stops, and stop with exit code 1."""
+        """Log ``message`` as the reason the engine stops, and stop with exit code 1
+        (``EXIT_NOT_REGISTERED`` if it never registered)."""
         log.error("%s", message)
-        self.shutdown(1, linger=linger)
+        self.shutdown(1 if self.engine_id is not None else EXIT_NOT_REGISTERED, linger=linger)
 
     def shutdown(self, code=0, reason=None, linger=None):
         """Unregister, close everything and stop the reactor (idempotent).

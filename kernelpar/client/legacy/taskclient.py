@@ -106,6 +106,8 @@ class TaskClient(FurlClient):
 
     def _submit(self, tasks):
         """Send ``tasks`` (one request each, back to back); their task ids, in order."""
+        if not tasks:  # nothing to number: no ack would come
+            return []
         return self._numbered(self._send(tasks))
 
     def _send(self, tasks):

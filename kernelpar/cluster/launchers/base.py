@@ -39,6 +39,15 @@ class NotRunning(RuntimeError):
     """A launcher re-attached from a file found none of its processes alive."""
 
 
+def exit_codes(stop_data):
+    """The exit statuses a launcher's ``stop_data`` reports (one process's or several)."""
+    stop_data = stop_data or {}
+    codes = list(stop_data.get("exit_codes", {}).values())
+    if "exit_code" in stop_data:
+        codes.append(stop_data["exit_code"])
+    return codes
+
+
 class BaseLauncher:
     """Common state, callbacks, environment and serialization of launchers."""
 
