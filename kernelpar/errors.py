@@ -35,6 +35,8 @@ class EngineError(KernelError):
 
 class NoEnginesRegistered(KernelError):
     def __str__(self):
+        if self.args:  # the legacy API's own words
+            return str(self.args[0])
         return (
             "This operation requires engines. Try client.wait_for_engines(n) to wait for engines to register."
         )

@@ -476,6 +476,9 @@ def test_connect_url_file_honoured_and_dict(tmp_path):
         connect.resolve("tcp://127.0.0.1:5555")
     with pytest.raises(ValueError, match="lacks"):
         connect.resolve({"key": "k"})
+    assert connect.resolve(dict(info, signature_scheme="hmac-sha256"))[0]["signature_scheme"] == "hmac-sha256"
+    with pytest.raises(ValueError, match="signature_scheme 'hmac-md5'"):
+        connect.resolve(dict(info, signature_scheme="hmac-md5"))
 
 
 # -- the package face -----------------------------------------------------------------------------------

@@ -283,6 +283,16 @@ def test_ipcluster_daemonize_fails_loudly(ipydir):
     assert _ipcluster("list").stdout.strip().splitlines()[1:] == []
 
 
+def test_ipcontroller_and_ipengine_refuse_bad_places_in_one_line(ipydir, tmp_path):
+    for module, args, words in [
+        ("kernelpar.controller", ["--ip=no-such-interface"], "cannot listen on tcp://no-such-interface"),
+        ("kernelpar.engine", [f"--file={tmp_path}"], "is a directory"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and words in result.stderr, result
+        assert "Traceback" not in result.stderr, result.stderr
+
+
 @pytest.mark.timeout(120)
 def test_ipcluster_start_twice_is_refused(ipydir):
     first = _ipcluster("start", "-n", "1", "--daemonize", "--profile", "twice", "--", *FAST)

@@ -199,7 +199,7 @@ def test_mec18_engine_death_fails_pending_results_and_mec28_kill(tmp_path):
 
         assert mec.kill(targets=1) == [None]
         assert mec.get_ids() == []
-        with pytest.raises(NoEnginesRegistered):
+        with pytest.raises(NoEnginesRegistered, match="no engines registered.*~/.ipython/log"):
             mec.execute("a = 1")
         assert len(mec) == 0 and not mec
         controller = psutil.Process(cluster.controller.pid)

@@ -100,6 +100,9 @@ def test_tc02_get_task_result_none_while_running_then_the_result(tc, tmp_path):
     assert tc.get_task_result(taskid).results == {"b": 7}  # kept until clear()
     with pytest.raises(IndexError, match="task ID not registered: 10000000"):
         tc.get_task_result(10_000_000)
+    for huge in (2**63, 2**64, 10**30):
+        with pytest.raises(IndexError, match=f"task ID not registered: {huge}"):
+            tc.get_task_result(huge)
     assert tc.clear([taskid]) == 1
     with pytest.raises(IndexError, match=f"task ID not registered: {taskid}"):
         tc.get_task_result(taskid)

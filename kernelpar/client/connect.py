@@ -14,6 +14,7 @@ import time
 import warnings
 
 from ..wire import connection
+from ..wire.session import SIGNATURE_SCHEME
 
 POLL_INTERVAL = 0.1
 _URL_PREFIXES = ("tcp://", "ipc://", "inproc://", "pb://")
@@ -83,4 +84,7 @@ def _check(info, where):
     if missing:
         raise ValueError(
             f"{where} lacks {', '.join(missing)}: is it a client connection file (ipcontroller-client.json)?")
+    scheme = info.get("signature_scheme", SIGNATURE_SCHEME)
+    if scheme != SIGNATURE_SCHEME:
+        raise ValueError(f"{where} asks for signature_scheme {scheme!r}: kernelpar signs with {SIGNATURE_SCHEME!r} only")
     return info

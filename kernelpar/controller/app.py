@@ -130,11 +130,18 @@ def main(argv=None):
     key = secrets.token_hex(32).encode("ascii")
     session = Session(key, username="kernelpar-controller")
     ctx = zmq.Context()
-    server = ControllerServer(
-        reactor, ctx, session, connection.versions(), interface=interface, location=args.location,
-        hb_period=args.ping / 1000.0, max_missed=args.ping_misses, db=db, scheme=args.scheme, hwm=args.hwm,
-        task_idle_timeout=args.task_idle_timeout,
-    )
+    try:
+        server = ControllerServer(
+            reactor, ctx, session, connection.versions(), interface=interface, location=args.location,
+            hb_period=args.ping / 1000.0, max_missed=args.ping_misses, db=db, scheme=args.scheme, hwm=args.hwm,
+            task_idle_timeout=args.task_idle_timeout,
+        )
+    except zmq.ZMQError as e:  # binding: an --ip that is no address of this machine, say
+        ctx.destroy(linger=0)
+        if ipc_dir is not None:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+        sys.exit(f"ipcontroller: cannot listen on {interface}: {e.strerror}"
+                 + (" (--ip must be an address of this machine, or '*')" if ipc_dir is None else ""))
     client_info, engine_info = server.connection_info(key)
     client_info["cluster_id"] = engine_info["cluster_id"] = args.cluster_id
     files = {

@@ -15,6 +15,7 @@ from twisted.internet import task
 
 from ..wire import protocol
 from ..wire.connection import Binder, connect_url
+from ..wire.session import SIGNATURE_SCHEME
 from ..wire.zmqtwisted import ZmqSocket
 from . import devices
 from .hub import Hub
@@ -131,7 +132,7 @@ class ControllerServer:
             "interface": self.interface,
             "location": self.location,
             "key": key.decode("ascii"),
-            "signature_scheme": "hmac-sha256",
+            "signature_scheme": SIGNATURE_SCHEME,
             "pack": "json",
             "unpack": "json",
             "ssh": "",

@@ -29,6 +29,8 @@ import zmq
 
 DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
+#: how :class:`Session` signs, as connection files name it (the only scheme it knows)
+SIGNATURE_SCHEME = "hmac-sha256"
 
 # orjson: 5-10x faster than the json module both ways, on every message of every
 # endpoint; the json module remains for what orjson refuses (ints beyond 64 bits)

@@ -70,7 +70,8 @@ class MultiEngineClient(FurlClient, DataMethods):
             if targets != "all":
                 raise InvalidEngineID(f"targets argument is not an int, list of ints or 'all': {targets!r}")
             if not engines:
-                raise NoEnginesRegistered()
+                raise NoEnginesRegistered("There are no engines registered. "
+                                          "Check the logs in ~/.ipython/log if you think there should have been.")
             return sorted(engines.items())
         ids = [targets] if isinstance(targets, numbers.Integral) else targets
         pairs = []

@@ -69,6 +69,8 @@ class _Submitted:
 def _task_id(taskid):
     if isinstance(taskid, bool) or not isinstance(taskid, numbers.Integral):
         raise TypeError(f"an integer task id expected: {taskid!r}")
+    if taskid >= 2**63:  # no task has one, and the JSON to the controller would make it a float
+        raise IndexError(f"task ID not registered: {taskid}")
     return int(taskid)
 
 
