@@ -28,6 +28,7 @@ from kernelpar.client.legacy import furl as legacy_furl
 from kernelpar.cluster.launchers.base import pythonpath_with_kernelpar
 from kernelpar.cluster.process import ProcessHandle, stop_handles
 from kernelpar.wire import connection, furl
+from kernelpar.wire.protocol import EXIT_NOT_REGISTERED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -353,7 +354,7 @@ def test_furl_files_naming_no_live_controller_fail_clearly_within_the_timeout(ip
     for path, engine in engines.items():
         wait_for(lambda engine=engine: engine.poll() is not None, f"the engine given {path.name} to give up")
         output = read(tmp_path / f"{path.stem}.out")
-        assert engine.returncode == 1, output
+        assert engine.returncode == EXIT_NOT_REGISTERED, output
         assert str(path) in output and all(words in output for words in expectations[path]), output
 
 
