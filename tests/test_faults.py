@@ -233,3 +233,18 @@ def test_a_task_after_a_direct_task_lost_with_its_engine_is_impossible(tmp_path)
             direct.get(timeout=20)
         with pytest.raises(ipp.ImpossibleDependency, match="can no longer happen"):
             dependent.get(timeout=20)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_controller_that_goes_away_fails_what_clients_wait_for(tmp_path, sig):
+    # stopped: it says so on its way out; killed: the client notices its silence (~10 s)
+    with fast_cluster(tmp_path) as rc:
+        balanced = rc.load_balanced_view().apply_async(time.sleep, 60)
+        direct = rc[0].apply_async(time.sleep, 60)
+        time.sleep(0.3)
+        os.kill(rc.cluster.controller.pid, sig)
+        # a hang would end in TimeoutError, which neither raises clause accepts
+        with pytest.raises(ipp.KernelError, match="will get no reply"):
+            balanced.get(timeout=30)
+        with pytest.raises(ipp.EngineError):
+            direct.get(timeout=5)

@@ -39,7 +39,11 @@ log = logging.getLogger("kernelpar.client")
 OUTPUT_GRACE = 1.0
 DEATH_GRACE = 0.25
 RESYNC_INTERVAL = 1.0
+RESYNC_TIMEOUT = 5 * RESYNC_INTERVAL
 HUB_TIMEOUT = 10.0
+#: re-sync requests in a row the controller may leave unanswered (each waits 5 re-sync
+#: intervals) before the client decides it is gone and fails what it waits for
+CONTROLLER_LOST_AFTER = 2
 TASK_KINDS = ("apply", "execute")
 
 
@@ -58,6 +62,7 @@ class Dispatcher:
         self._learned = {}  # uuid -> resync epoch at which we learned of it
         self._epoch = 0
         self._resync_pending = False
+        self._resync_misses = 0
         self._waiters = []
         self.hub_stopped = False
 
@@ -313,9 +318,19 @@ class Dispatcher:
 
     def _hub_shutdown(self):
         log.info("the controller is shutting down")
+        self._controller_ended("The controller has shut down")
+
+    def _controller_ended(self, why):
+        """No reply will come any more: engines' tasks fail as their engines', the rest with ``why``."""
         self.hub_stopped = True
         for eid, uuid in list(self.engines.items()):
             self._engine_gone(eid, uuid)
+        # after the engines' own (same grace): tasks still in the scheduler, held by no engine
+        self.loop.call_later(DEATH_GRACE, self._fail_unanswered, why)
+
+    def _fail_unanswered(self, why):
+        for fut in [f for f in list(self.futures.values()) if f.kind in TASK_KINDS]:
+            self.finish(fut, False, errors.KernelError(f"{why}: {fut.msg_type} {fut.msg_id} will get no reply"))
 
     # -- periodic re-sync with the hub -----------------------------------------------
 
@@ -335,7 +350,7 @@ class Dispatcher:
         epoch = self._epoch
         fut.add_done_callback(lambda f: self._on_engine_list(f, epoch))
         self.register(fut)
-        self.send_request(fut, hub_timeout=RESYNC_INTERVAL * 5)
+        self.send_request(fut, hub_timeout=RESYNC_TIMEOUT)
 
     def hub_future(self, msg_type, content):
         frames, header = self.session.serialize(msg_type, content)
@@ -343,6 +358,14 @@ class Dispatcher:
 
     def _on_engine_list(self, fut, epoch):
         self._resync_pending = False
+        if isinstance(fut.exception(), errors.TimeoutError):
+            self._resync_misses += 1
+            if self._resync_misses >= CONTROLLER_LOST_AFTER and not self.hub_stopped:
+                silent = self._resync_misses * RESYNC_TIMEOUT
+                log.error("the controller has not answered for %g s: it is gone", silent)
+                self._controller_ended(f"The controller stopped answering (nothing for {silent:g} s)")
+            return
+        self._resync_misses = 0
         if fut.exception() is not None or fut.result().get("status") != "ok":
             return
         listed = {int(k): v for k, v in fut.result().get("engines", {}).items()}

@@ -170,6 +170,8 @@ def main(argv=None):
         log.info("controller ready (pid %d): %s", os.getpid(), files["client"])
 
     def cleanup():
+        # also when a signal stops the reactor: clients must not wait for results for ever
+        server.hub.announce_stop()
         if legacy is not None:
             legacy.close()
         server.close()

@@ -251,10 +251,14 @@ class Hub:
 
     def shutdown(self):
         log.info("shutting down: stopping %d engine(s)", len(self.registry.registered()))
-        self.outbox.notify("shutdown_notification", {})
+        self.announce_stop()
         for rec in self.registry.registered():
             self.outbox.control(rec.uuid, "shutdown_request", {})
         self.outbox.stop()
+
+    def announce_stop(self):
+        """Tell the clients that the controller stops: what they wait for will not come."""
+        self.outbox.notify("shutdown_notification", {})
 
     # -- queue monitors ------------------------------------------------------
 
