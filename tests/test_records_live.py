@@ -51,6 +51,17 @@ def test_get_result_from_a_second_client_and_resubmit(rc, cluster):
         other.close()
 
 
+def test_resubmitting_a_task_with_a_large_result(rc):
+    # the engine used to send the result through /dev/shm to the first client, which
+    # never saw this reply: the hub had no copy and the file stayed behind
+    big = rc[0].apply_async(lambda n: b"z" * n, 2 * 2**20)
+    assert len(big.get(TIMEOUT)) == 2 * 2**20
+    shm_files = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    assert [len(r) for r in rc.resubmit(big.msg_ids).get(TIMEOUT)] == [2 * 2**20]
+    if os.path.isdir("/dev/shm"):
+        assert not {f for f in set(os.listdir("/dev/shm")) - shm_files if f.startswith("kernelpar-")}
+
+
 def test_purge(rc):
     ar = rc[1].apply_async(lambda: "purge me")
     ar.get(TIMEOUT)

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import uuid
 
 import numpy as np
@@ -333,3 +334,23 @@ def test_unavailable_means_not_used(handles, monkeypatch):
     assert frames == buffers and descriptors == [] and not handle
     assert shm.peer_pid("engine", "abc") is None
     assert shm.sweep() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_running_controller_sweeps_the_files_of_dead_processes(tmp_path, handles):
+    import kernelpar as ipp
+    from kernelpar.controller.server import SHM_SWEEP_INTERVAL
+
+    cluster = ipp.Cluster(n=0, profile_dir=str(tmp_path / "profile_sweep"))
+    cluster.start_controller_sync()
+    try:
+        # made once everything has started: clients and engines sweep only as they start
+        _, descriptors, _ = _export(handles, [b"x" * MiB], unlinker_pid=_pid_of_finished())
+        path = _path(descriptors[0][1])
+        assert os.path.exists(path)
+        deadline = time.monotonic() + 3 * SHM_SWEEP_INTERVAL
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not os.path.exists(path), "the controller did not sweep the file of a dead process"
+    finally:
+        cluster.stop_cluster_sync()

@@ -13,7 +13,7 @@ import socket
 import zmq
 from twisted.internet import task
 
-from ..wire import protocol
+from ..wire import protocol, shm
 from ..wire.connection import Binder, connect_url
 from ..wire.session import SIGNATURE_SCHEME
 from ..wire.zmqtwisted import ZmqSocket
@@ -30,6 +30,7 @@ IOPUB_INPROC = "inproc://kernelpar-iopub"
 #: records and queue status may lag this much behind the traffic they describe
 MONITOR_BATCH_DELAY = 0.005
 DB_FLUSH_INTERVAL = 1.0
+SHM_SWEEP_INTERVAL = 10.0
 
 
 class ControllerServer:
@@ -125,7 +126,11 @@ class ControllerServer:
         # a store that batches its writes (SQLite) commits at least this often
         self._db_flush = task.LoopingCall(self.hub.db.flush)
         self._db_flush.start(DB_FLUSH_INTERVAL, now=False)
-
+        if shm.available():
+            # large messages of a client or engine that died stay in /dev/shm until a
+            # sweep; clients and engines sweep as they start, the controller as it runs
+            self._shm_sweep = task.LoopingCall(shm.sweep)
+            self._shm_sweep.start(SHM_SWEEP_INTERVAL, now=False)
 
     def connection_info(self, key):
         common = {
@@ -172,7 +177,7 @@ class ControllerServer:
             self.reactor.callLater(0.2, self.reactor.stop)
 
     def close(self, linger=200):
-        for loop in (getattr(self, "_heartbeat", None), getattr(self, "_db_flush", None)):
+        for loop in (getattr(self, name, None) for name in ("_heartbeat", "_db_flush", "_shm_sweep")):
             if loop is not None and loop.running:
                 loop.stop()
         for zs in self._sockets:

@@ -273,9 +273,11 @@ class EngineIO:
             "status": content["status"],
             "iopub": request.iopub,
         }
-        if buffers:
-            # a client on this machine maps large results from /dev/shm (and unlinks them)
-            buffers, shared, _ = shm.export_for(buffers, [("client", str(request.header.get("session", "")))])
+        session = str(request.header.get("session", ""))
+        if buffers and session.encode() in request.idents:
+            # a client on this machine maps large results from /dev/shm (and unlinks them); not
+            # when the reply goes elsewhere (the hub's resubmissions keep the client's session)
+            buffers, shared, _ = shm.export_for(buffers, [("client", session)])
             if shared:
                 metadata[shm.METADATA_KEY] = shared
         frames, _ = self.session.serialize(
