@@ -541,6 +541,10 @@ try:
     mec.execute('print `1` +')
 except CompositeError, e:
     print "syntax error:", e.elist[0][0].__name__
+lines = mec.execute("for line in ['a\\\\n', 'b\\\\n']: print line,\\nprint 1,\\nprint 2", targets=0)
+print repr(lines[0]['stdout'])
+for line in ["x\\n", "y\\n"]:
+    print line,
 '''
 
 
@@ -560,6 +564,9 @@ def test_engine_sources_in_legacy_mode(tmp_path):
         "True",
         "sets: [1, 1]",
         "syntax error: SyntaxError",
+        "'a\\nb\\n1 2\\n'",
+        "x",
+        "y",
         "",
     ]
 

@@ -7,6 +7,8 @@ import io
 import tokenize
 from bisect import bisect_left
 
+from .py2print import PRINT_HELPER, print_comma
+
 DIV_HELPER = "__kp_classic_div__"
 IDIV_HELPER = "__kp_classic_idiv__"
 HELPER_FILENAME = "<kernelpar classic division>"
@@ -90,7 +92,8 @@ classic_div, classic_idiv = _make_helpers()
 
 
 def install_helpers(namespace=None):
-    """Make the classic-division helpers resolvable by translated code.
+    """Make the helpers resolvable by translated code: classic division's, and that of
+    ``print`` statements ending in a comma (:mod:`.py2print`).
 
     With no argument they go into ``builtins`` (visible from every namespace, not listed by
     ``dir()``/``%who``, kept across namespace resets); with a dict they go into that dict.
@@ -99,6 +102,7 @@ def install_helpers(namespace=None):
     target = builtins.__dict__ if namespace is None else namespace
     target[DIV_HELPER] = classic_div
     target[IDIV_HELPER] = classic_idiv
+    target[PRINT_HELPER] = print_comma
 
 
 def future_division(tree):

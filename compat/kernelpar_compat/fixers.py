@@ -3,6 +3,8 @@ line numbers kept (see :mod:`.py2source`)."""
 
 import threading
 
+from .py2print import PRINT_HELPER
+
 # ---------------------------------------------------------------------------------------------
 # Fixers
 # ---------------------------------------------------------------------------------------------
@@ -25,7 +27,7 @@ FIXERS = tuple(
         "apply", "asserts", "basestring", "dict", "except", "exec", "execfile", "exitfunc",
         "filter", "funcattrs", "getcwdu", "has_key", "imports", "imports2", "input", "intern",
         "isinstance", "itertools", "itertools_imports", "long", "map", "metaclass",
-        "methodattrs", "ne", "next", "nonzero", "numliterals", "operator", "paren", "print",
+        "methodattrs", "ne", "next", "nonzero", "numliterals", "operator", "paren",
         "raise", "raw_input", "reduce", "reload", "renames", "repr", "standarderror",
         "sys_exc", "throw", "tuple_params", "types", "unicode", "urllib", "xrange",
         "xreadlines", "zip",
@@ -261,7 +263,20 @@ def _custom_fixers():
         def transform(self, node, results):
             return fu.Number("0o" + node.value.rstrip("lL")[1:], prefix=node.prefix)
 
-    return [_FixKpString, _FixKpBuiltins, _FixKpSortCmp, _FixKpNumber]
+    from fissix.fixes.fix_print import FixPrint
+
+    class _FixKpPrint(FixPrint):
+        """fix_print, but ``print a, b,`` calls the helper of :mod:`.py2print` (Python 2's
+        softspace: no space after a line that ends in a newline)."""
+
+        def transform(self, node, results):
+            args = node.children[1:] if "bare" not in results else []
+            call = super().transform(node, results)
+            if call is not None and args and args[-1] == fu.Comma():
+                call.children[0].value = PRINT_HELPER
+            return call
+
+    return [_FixKpString, _FixKpBuiltins, _FixKpSortCmp, _FixKpNumber, _FixKpPrint]
 
 
 def _get_tool():

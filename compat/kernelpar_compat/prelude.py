@@ -2,7 +2,8 @@
 
 Translated Python 2 code needs a few things the Python 3 process does not have:
 
-* the classic division helpers (``__kp_classic_div__``, see :mod:`.division`);
+* the classic division helpers (``__kp_classic_div__``, see :mod:`.division`) and the
+  helper of ``print`` statements ending in a comma (see :mod:`.py2print`);
 * modules Python 3 removed that 0.10-era code imports and no fixer renames, or that code
   which compiles as Python 3 (and so is not translated) still imports: ``sets`` (``Set`` is
   ``set``, ``ImmutableSet`` is ``frozenset``), ``cPickle`` (``pickle``), ``StringIO`` and
@@ -28,6 +29,7 @@ what it added and takes it away again when legacy mode is switched off.
 """
 
 from .division import CLASSIC_DIVISION_PRELUDE
+from .py2print import PRINT_HELPER, PY2_PRINT_PRELUDE
 
 #: file name the prelude's code is compiled under (shows in tracebacks through the helpers)
 PRELUDE_FILENAME = "<kernelpar legacy prelude>"
@@ -82,9 +84,9 @@ del __kp_legacy_names__
 '''
 
 #: the whole prelude: classic division helpers, removed modules and names, the import hook
-LEGACY_PRELUDE = CLASSIC_DIVISION_PRELUDE + _REMOVED_NAMES_PRELUDE
+LEGACY_PRELUDE = CLASSIC_DIVISION_PRELUDE + PY2_PRINT_PRELUDE + _REMOVED_NAMES_PRELUDE
 #: the names the prelude may add to ``builtins`` and to ``sys.modules``
-BUILTIN_NAMES = ("__kp_classic_div__", "__kp_classic_idiv__", "raw_input")
+BUILTIN_NAMES = ("__kp_classic_div__", "__kp_classic_idiv__", PRINT_HELPER, "raw_input")
 MODULE_NAMES = ("sets", "cPickle", "StringIO", "cStringIO", "Queue", "__builtin__", "copy_reg", "commands")
 
 
