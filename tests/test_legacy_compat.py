@@ -340,6 +340,22 @@ def test_runner_untranslatable_script_shows_the_original_line(tmp_path):
     assert "SyntaxError: invalid syntax (neither Python 3 nor Python 2)" in out.stderr
 
 
+def test_a_module_that_does_not_translate_is_reported_at_its_line_without_the_translators_frames(tmp_path):
+    write(tmp_path / "badmod.py", """
+        def f():
+            return 1 +
+    """)
+    main = write(tmp_path / "main.py", """
+        import badmod
+    """)
+    out = run_legacy(main, ipython_dir=tmp_path / "ipython", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f'Traceback (most recent call last):\n  File "{main}", line 1, in <module>\n'
+                                 f'    import badmod\n  File "{tmp_path / "badmod.py"}", line 2\n'
+                                 "    return 1 +\n"), out.stderr
+    assert out.stderr.splitlines()[-1].startswith("SyntaxError: invalid syntax"), out.stderr
+
+
 def test_runner_usage_errors(tmp_path):
     out = run_legacy(tmp_path / "missing.py", ipython_dir=tmp_path / "ipython", cwd=tmp_path)
     assert out.returncode == 2

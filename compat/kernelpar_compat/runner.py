@@ -60,13 +60,22 @@ def exit_code(exc):
     return 1
 
 
+#: frames a script's import of a Python 2 module that does not translate passes through
+_IMPORT_MACHINERY = (os.path.dirname(os.path.abspath(__file__)) + os.sep, "<frozen importlib")
+
+
 def _print_error(exc, skip_frames):
     tb = exc.__traceback__
     for _ in range(skip_frames):
         if tb is not None:
             tb = tb.tb_next
     sys.stdout.flush()
-    traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+    report = traceback.TracebackException(type(exc), exc, tb)
+    if isinstance(exc, SyntaxError):
+        # the user's lines, as Python shows them for a module that does not compile
+        report.stack = traceback.StackSummary.from_list(
+            [frame for frame in report.stack if not frame.filename.startswith(_IMPORT_MACHINERY)])
+    sys.stderr.write("".join(report.format()))
 
 
 def run_py(path, args=()):
