@@ -397,9 +397,22 @@ def test_print_with_a_trailing_comma_keeps_python_2s_softspace(capsys):
     assert capsys.readouterr().out == "a\nb\n1  2 c\t3\n"
 
 
+def test_types_names_of_python_2():
+    source = ("import types\nfrom types import StringType, FunctionType as F, ListType as L\n"
+              "ok = type('s') == types.StringType and isinstance(1, types.IntType)\n"
+              "both = isinstance('s', StringType) and L is list and F is types.FunctionType\n")
+    out = translate(source)
+    assert out.split("\n")[1] == "from types import FunctionType as F; StringType = str; L = list"
+    assert same_lines(source, out)
+    namespace = {}
+    exec(out, namespace)
+    assert namespace["ok"] is True and namespace["both"] is True
+
+
 def test_pure_module_and_fixer_list():
     # fissix's fix_print runs as the subclass that knows trailing commas
     assert "fissix.fixes.fix_print" not in py2source.FIXERS
+    assert "fissix.fixes.fix_types" not in py2source.FIXERS      # ours maps StringType to str
     assert "fissix.fixes.fix_import" not in py2source.FIXERS      # breaks __main__ scripts
     assert "fissix.fixes.fix_future" not in py2source.FIXERS
     assert not hasattr(builtins, "__kp_never_installed__")

@@ -16,11 +16,14 @@ from .py2print import PRINT_HELPER
 #: and engine code run as ``__main__``).  fissix's own ``fix_sorted`` is left out too: it takes
 #: the first positional argument of *any* ``.sort(...)`` call for a ``cmp`` function, which
 #: breaks ``numpy.sort(a)``.  Left out as 2to3 does: ``fix_buffer`` (memoryview is not
-#: buffer), ``fix_idioms``, ``fix_set_literal``, ``fix_ws_comma`` (cosmetic).  Four fixers of
+#: buffer), ``fix_idioms``, ``fix_set_literal``, ``fix_ws_comma`` (cosmetic).  Fixers of
 #: our own run after these: ``string`` module functions and constants
 #: (``string.join(words, sep)``, ``string.letters`` ...); ``cmp``, ``file(...)`` and
 #: ``time.clock``; ``cmp=`` in ``sorted()``/``.sort()`` (and ``sorted(x, f)``) to
-#: ``key=cmp_to_key(...)``; octal longs (``0777L``), which fix_numliterals gets wrong.
+#: ``key=cmp_to_key(...)``; octal longs (``0777L``), which fix_numliterals gets wrong.  Two
+#: replace fissix's: ``print`` (``fix_print``, but a trailing comma keeps Python 2's
+#: softspace, see :mod:`.py2print`) and ``types`` (``fix_types``, but ``StringType`` is
+#: ``str``, and ``from types import StringType`` works).
 FIXERS = tuple(
     "fissix.fixes.fix_" + name
     for name in (
@@ -29,7 +32,7 @@ FIXERS = tuple(
         "isinstance", "itertools", "itertools_imports", "long", "map", "metaclass",
         "methodattrs", "ne", "next", "nonzero", "numliterals", "operator", "paren",
         "raise", "raw_input", "reduce", "reload", "renames", "repr", "standarderror",
-        "sys_exc", "throw", "tuple_params", "types", "unicode", "urllib", "xrange",
+        "sys_exc", "throw", "tuple_params", "unicode", "urllib", "xrange",
         "xreadlines", "zip",
     )
 )
@@ -276,7 +279,42 @@ def _custom_fixers():
                 call.children[0].value = PRINT_HELPER
             return call
 
-    return [_FixKpString, _FixKpBuiltins, _FixKpSortCmp, _FixKpNumber, _FixKpPrint]
+    from fissix.fixes import fix_types
+
+    #: fix_types's names, but ``StringType`` is ``str``: a Python 2 script's string literals
+    #: are ``str`` once translated, and ``type(s) == StringType`` must stay true for them
+    type_names = dict(fix_types._TYPE_MAPPING, StringType="str")
+
+    class _FixKpTypes(fixer_base.BaseFix):
+        """``types.StringType`` and friends, and ``from types import StringType`` (the names
+        Python 3's ``types`` lacks are bound on the same line: ``StringType = str``)."""
+        BM_compatible = True
+        PATTERN = "|".join(
+            ["power< 'types' trailer< '.' name='%s' > >" % t for t in type_names]
+            + ["import_from< 'from' 'types' 'import' names=any >"])
+
+        def transform(self, node, results):
+            if "names" not in results:
+                return fu.Name(type_names[results["name"].value], prefix=node.prefix)
+            names = results["names"]
+            items = names.children if names.type == syms.import_as_names else [names]
+            kept, bound = [], []
+            for item in items:
+                if item.type == token.COMMA:
+                    continue
+                name, alias = ((item.children[0].value, item.children[2].value)
+                               if item.type == syms.import_as_name else (item.value, item.value))
+                if name in type_names:
+                    bound.append((alias, type_names[name]))
+                else:
+                    kept.append(str(item).strip())
+            if not bound:
+                return None
+            statements = [f"from types import {', '.join(kept)}"] if kept else []
+            statements += [f"{alias} = {value}" for alias, value in bound]
+            return Leaf(token.NAME, "; ".join(statements), prefix=node.prefix)
+
+    return [_FixKpString, _FixKpBuiltins, _FixKpSortCmp, _FixKpNumber, _FixKpPrint, _FixKpTypes]
 
 
 def _get_tool():
