@@ -129,12 +129,12 @@ MONITOR_TOPICS = {
 }
 
 ENGINE_EXIT_MIN_SECONDS = 5.0
-#: an engine's exit status when it stopped before it registered: it could not start
-#: (usage errors exit with argparse's 2)
-EXIT_NOT_REGISTERED = 3
 ENGINE_EXIT_PERIODS = 10
 DEFAULT_HB_PERIOD_MS = 1000
 DEFAULT_HB_MAX_MISSED = 5
+#: an engine's exit status when it stopped before it registered: it could not start
+#: (usage errors exit with argparse's 2)
+EXIT_NOT_REGISTERED = 3
 
 
 def execute_content(code, silent=True):
