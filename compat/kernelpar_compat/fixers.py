@@ -82,6 +82,9 @@ _CMP_LAMBDA = "(lambda a, b: (a > b) - (a < b))"
 
 def _custom_fixers():
     fx = load_fissix()
+    from fissix.fixes import fix_types  # the fixers ours build on: fissix is there now
+    from fissix.fixes.fix_print import FixPrint
+
     fixer_base, fu, token, syms = fx["fixer_base"], fx["fixer_util"], fx["token"], \
         fx["pygram"].python_symbols
     Leaf, Node = fx["pytree"].Leaf, fx["pytree"].Node
@@ -266,8 +269,6 @@ def _custom_fixers():
         def transform(self, node, results):
             return fu.Number("0o" + node.value.rstrip("lL")[1:], prefix=node.prefix)
 
-    from fissix.fixes.fix_print import FixPrint
-
     class _FixKpPrint(FixPrint):
         """fix_print, but ``print a, b,`` calls the helper of :mod:`.py2print` (Python 2's
         softspace: no space after a line that ends in a newline)."""
@@ -278,8 +279,6 @@ def _custom_fixers():
             if call is not None and args and args[-1] == fu.Comma():
                 call.children[0].value = PRINT_HELPER
             return call
-
-    from fissix.fixes import fix_types
 
     #: fix_types's names, but ``StringType`` is ``str``: a Python 2 script's string literals
     #: are ``str`` once translated, and ``type(s) == StringType`` must stay true for them
