@@ -163,6 +163,15 @@ def test_legacy_mode_on_and_off(tmp_path):
         assert __kp_classic_div__(7, 2) == 3 and __kp_classic_div__(7.0, 2) == 3.5
         import IPython.kernel                                   # the hook is on
 
+        class Score:                                            # Python 2 compared through __cmp__
+            def __init__(self, v):
+                self.v = v
+            def __cmp__(self, other):
+                return (self.v > other.v) - (self.v < other.v)
+        assert [s.v for s in sorted([Score(3), Score(1), Score(2)])] == [1, 2, 3]
+        assert Score(1) == Score(1) and Score(1) != Score(2) and Score(2) >= Score(1)
+        assert len({Score(1), Score(1)}) == 2                   # still hashed by identity
+
         kernelpar_compat.legacy_mode(division=False)
         assert translate.for_engine("c = 7/2") == "c = 7/2"
         assert translate.for_engine("print c") == "print(c)"
@@ -172,6 +181,12 @@ def test_legacy_mode_on_and_off(tmp_path):
         assert translate.for_engine("print c") == "print c"
         assert not hasattr(builtins, "raw_input") and "sets" not in sys.modules and "cPickle" not in sys.modules
         assert "IPython.kernel" not in sys.modules              # legacy_mode installed the hook: gone again
+        assert not hasattr(builtins.__build_class__, "__kp_original__")
+
+        class Again:
+            def __cmp__(self, other):
+                return 0
+        assert "__lt__" not in vars(Again)
         print("ok")
     """, tmp_path)
     assert ok(out).strip() == "ok"

@@ -126,4 +126,7 @@ def _undo_client_prelude():
         for name, value in added.items():
             if table.get(name) is value:
                 del table[name]
+    original = getattr(builtins.__build_class__, "__kp_original__", None)
+    if original is not None:
+        builtins.__build_class__ = original
     _added = None

@@ -12,6 +12,8 @@ Translated Python 2 code needs a few things the Python 3 process does not have:
   ``getstatusoutput``).  They go into ``sys.modules`` only where no real module of the name
   can be imported;
 * ``raw_input`` (``input``), as a builtin;
+* comparisons through ``__cmp__``: classes that define it get ``__lt__``, ``__eq__``... calling it
+  (``builtins.__build_class__`` is wrapped; :mod:`.legacymode` puts the original back);
 * the import hook (:mod:`.imports`), so that engine code can say
   ``from IPython.kernel import TaskRejectError`` (``taskreject.py`` does).
 
@@ -83,8 +85,43 @@ __kp_legacy_names__()
 del __kp_legacy_names__
 '''
 
+# Python 2 compared instances of a class that defines only __cmp__ through it (sorted(),
+# <, ==); Python 3 ignores __cmp__.  Classes are built through builtins.__build_class__, so
+# wrapping it gives each class that defines __cmp__ the rich comparisons that call it, with
+# no line added to the user's source.  Classes without __cmp__ are returned untouched.
+_CMP_CLASSES_PRELUDE = '''
+def __kp_cmp_classes__():
+    import builtins
+    import operator
+
+    build = builtins.__build_class__
+    if getattr(build, "__kp_original__", None) is not None:
+        return                              # installed already
+
+    def through_cmp(test):
+        def compare(self, other):
+            result = type(self).__cmp__(self, other)
+            return result if result is NotImplemented else test(result, 0)
+        return compare
+
+    def build_class(func, name, *bases, **kwargs):
+        cls = build(func, name, *bases, **kwargs)
+        if isinstance(cls, type) and "__cmp__" in vars(cls):
+            for method, test in (("__lt__", operator.lt), ("__le__", operator.le), ("__gt__", operator.gt),
+                                 ("__ge__", operator.ge), ("__eq__", operator.eq), ("__ne__", operator.ne)):
+                if method not in vars(cls):
+                    setattr(cls, method, through_cmp(test))
+        return cls
+
+    build_class.__kp_original__ = build
+    builtins.__build_class__ = build_class
+
+__kp_cmp_classes__()
+del __kp_cmp_classes__
+'''
+
 #: the whole prelude: classic division helpers, removed modules and names, the import hook
-LEGACY_PRELUDE = CLASSIC_DIVISION_PRELUDE + PY2_PRINT_PRELUDE + _REMOVED_NAMES_PRELUDE
+LEGACY_PRELUDE = CLASSIC_DIVISION_PRELUDE + PY2_PRINT_PRELUDE + _CMP_CLASSES_PRELUDE + _REMOVED_NAMES_PRELUDE
 #: the names the prelude may add to ``builtins`` and to ``sys.modules``
 BUILTIN_NAMES = ("__kp_classic_div__", "__kp_classic_idiv__", PRINT_HELPER, "raw_input")
 MODULE_NAMES = ("sets", "cPickle", "StringIO", "cStringIO", "Queue", "__builtin__", "copy_reg", "commands")
