@@ -193,6 +193,7 @@ def test_mec12_zip_pull(mec):
     assert mec.zip_pull("a") == [1.5, 1.5]
     assert mec.zip_pull(("a", "b"), targets=1) == [1.5, 3]
     assert mec.zip_pull("a", targets=[0]) == 1.5
+    assert mec.zip_pull(("a", "b"), targets=[]) == [] and mec.pull("a", targets=[]) == []
 
 
 def test_mec13_item_access(mec):

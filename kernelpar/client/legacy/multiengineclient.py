@@ -170,7 +170,7 @@ class MultiEngineClient(FurlClient, DataMethods):
         characters).
         """
         targets, block = self._flags(targets, block)
-        single = isinstance(targets, numbers.Integral) or (isinstance(targets, (list, tuple)) and len(targets) <= 1)
+        single = isinstance(targets, numbers.Integral) or (isinstance(targets, (list, tuple)) and len(targets) == 1)
         several_keys = isinstance(keys, (list, tuple)) and len(keys) > 1
 
         def regroup(values):
