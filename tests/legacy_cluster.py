@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -67,6 +68,18 @@ def _stop(proc):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(STOP_TIMEOUT)
+
+
+def ok(out):
+    """The stdout of a CompletedProcess that exited 0 (else fail, showing both streams)."""
+    assert out.returncode == 0, f"exit {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    return out.stdout
+
+
+def write(path, text):
+    """Write ``text`` (dedented, leading newlines dropped) to ``path``; return ``path``."""
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
 
 
 def run_legacy(script, *args, ipython_dir, cwd, timeout=180, options=()):
