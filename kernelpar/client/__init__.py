@@ -32,7 +32,8 @@ from .remotefunction import ParallelFunction, RemoteFunction, parallel, remote
 from .view import DirectView
 
 __all__ = [
-    "AsyncMapResult", "AsyncResult", "BroadcastView", "Client", "DirectView", "ViewExecutor", "ExecuteReply", "MessageFuture", "Metadata",
+    "AsyncMapResult", "AsyncResult", "BroadcastView", "Client", "DirectView", "ExecuteReply", "MessageFuture", "Metadata",
+    "ViewExecutor",
     "ParallelFunction", "RemoteFunction", "parallel", "remote",
     "Dependency", "depend", "dependent", "require", "AsyncHubResult", "LoadBalancedView",
 ]

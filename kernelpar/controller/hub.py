@@ -342,7 +342,7 @@ class Hub:
         """``engine`` answered a direct or broadcast task (``msg``, deserialized lazily)."""
         parent_id = msg.parent_header.get("msg_id")
         if self._awaited(parent_id):
-            metadata = unpack(msg.metadata) if isinstance(msg.metadata, bytes) else msg.metadata
+            metadata = unpack(msg.metadata)
             status = metadata.get("status") if isinstance(metadata, dict) else None
             self.tasks.note_outcome(parent_id, "ok" if status == "ok" else "error", engine)
 
