@@ -80,7 +80,7 @@ class ProtocolVersionError(IPythonError, RuntimeError):
 
 def _engine_label(engine_info):
     if not engine_info:
-        return ""
+        return "[Engine Exception]"
     eid = engine_info.get("engine_id", "?")
     method = engine_info.get("method", "?")
     return f"[{eid}:{method}]"
@@ -101,16 +101,17 @@ class RemoteError(KernelError):
         super().__init__(ename, self.evalue, traceback, self.engine_info)
 
     def __repr__(self):
-        label = _engine_label(self.engine_info)
-        return f"<RemoteError{label}:{self.ename}({self.evalue})>"
+        engine_id = self.engine_info.get("engine_id", " ")
+        return f"<{type(self).__name__}[{engine_id}]:{self.ename}({self.evalue})>"
 
     def __str__(self):
-        label = _engine_label(self.engine_info)
-        return f"{label + ' ' if label else ''}{self.ename}: {self.evalue}"
+        return f"{_engine_label(self.engine_info)} {self.ename}: {self.evalue}"
 
     def render_traceback(self):
-        """The remote traceback as a list of lines (what IPython shows), then any notes."""
-        return (self.traceback or "No traceback available").splitlines() + notes(self)
+        """The engine's label, the remote traceback as a list of lines (what IPython shows),
+        then any notes."""
+        lines = [_engine_label(self.engine_info), *(self.traceback or "No traceback available").splitlines()]
+        return lines + notes(self)
 
     def _render_traceback_(self):
         return self.render_traceback()
@@ -128,6 +129,9 @@ class AlreadyDisplayedError(RemoteError):
 
     def __str__(self):
         return f"{self.n} errors"
+
+    def __repr__(self):
+        return f"<{type(self).__name__}({self.n} errors)>"
 
     def render_traceback(self):
         return [str(self)]
@@ -150,13 +154,13 @@ class CompositeError(RemoteError):
         ename, evalue, tb, info = self.elist[0] if self.elist else ("", "", "", {})
         self.ename, self.evalue, self.traceback, self.tb, self.engine_info = ename, evalue, tb, tb, info
 
-    @staticmethod
-    def _header(ename, evalue, info):
-        return f"{_engine_label(info)} {ename}: {evalue}".lstrip()
-
     def __str__(self):
-        lines = [self.msg]
-        lines += [self._header(e, v, i) for e, v, _, i in self.elist]
+        # ipyparallel's layout, which scripts match on: no space after the label
+        lines = [str(self.msg)]
+        lines += [f"{_engine_label(i)}{e}: {v}" for e, v, _, i in self.elist[: self.tb_limit]]
+        extra = len(self.elist) - self.tb_limit
+        if extra > 0:
+            lines.append(f".... {extra} more exceptions ...")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -166,16 +170,16 @@ class CompositeError(RemoteError):
         lines = []
         if excid is None:
             for ename, evalue, tb, info in self.elist[: self.tb_limit]:
-                lines.append(_engine_label(info) + ": ")
-                lines.extend((tb or f"{ename}: {evalue}").splitlines())
+                lines.append(_engine_label(info) + ":")
+                lines.extend((tb or "No traceback available").splitlines())
                 lines.append("")
             extra = len(self.elist) - self.tb_limit
             if extra > 0:
                 lines.append(f"... {extra} more exceptions ...")
         else:
             ename, evalue, tb, info = self._get(excid)
-            lines.append(_engine_label(info) + ": ")
-            lines.extend((tb or f"{ename}: {evalue}").splitlines())
+            lines.append(_engine_label(info) + ":")
+            lines.extend((tb or "No traceback available").splitlines())
         return lines + notes(self)
 
     def print_traceback(self, excid=None, file=None):
@@ -264,4 +268,4 @@ def collect_exceptions(rdict_or_list, method="unspecified"):
     elist = [r for r in values if isinstance(r, RemoteError)]
     if not elist:
         return rdict_or_list
-    raise CompositeError(f"one or more exceptions from call to method: {method}", elist)
+    raise CompositeError(f"one or more exceptions raised in: {method}", elist)

@@ -28,7 +28,7 @@ def test_broadcast_errors_are_per_engine(rc, coalescing):
     bv = rc.broadcast_view(is_coalescing=coalescing)
     with pytest.raises(ipp.CompositeError) as info:
         bv.apply_sync(lambda: 1 / 0)
-    assert "[0:apply] ZeroDivisionError" in str(info.value) and "[1:apply]" in str(info.value)
+    assert "[0:apply]ZeroDivisionError" in str(info.value) and "[1:apply]" in str(info.value)
     with pytest.raises(ipp.CompositeError):
         bv.execute("raise ValueError('no')", block=True)
     assert bv.apply_sync(lambda: "ok") == ["ok", "ok"]

@@ -168,7 +168,7 @@ def test_remote_errors(rc, dv):
     assert "[0:apply]" in rendered and "[1:apply]" in rendered
     with pytest.raises(ipp.CompositeError) as info:
         dv.execute("raise ValueError('boom')")
-    assert "[0:execute] ValueError: boom" in str(info.value)
+    assert "[0:execute]ValueError: boom" in str(info.value)
     ar = dv.apply_async(lambda: 1 / 0)
     assert all(isinstance(r, ipp.RemoteError) for r in ar.get(10, return_exceptions=True))
 
@@ -238,8 +238,17 @@ def test_send_signal_interrupts(rc):
     ar = rc[0].apply_async(time.sleep, 10)
     time.sleep(0.3)
     rc.send_signal("SIGINT", targets=[0], block=True)
-    with pytest.raises(ipp.RemoteError, match="KeyboardInterrupt"):
+    with pytest.raises(ipp.RemoteError, match="KeyboardInterrupt") as info:
         ar.get(5)
+    # the traceback ends in the user's call, not in the engine's signal handler
+    assert "kernelpar" not in info.value.traceback
+    rc[0].execute("import time", block=True)  # the engine's IPython shell is created first
+    ar = rc[0].execute("time.sleep(10)", block=False)
+    time.sleep(0.3)
+    rc.send_signal("SIGINT", targets=[0], block=True)
+    with pytest.raises(ipp.RemoteError, match="KeyboardInterrupt") as info:
+        ar.get(5)
+    assert "time.sleep(10)" in info.value.traceback and "on_sigint" not in info.value.traceback
 
 
 def test_keyboard_interrupt_while_blocking_returns_async_result(rc):

@@ -280,7 +280,7 @@ def test_a_name_error_for_a_client_name_carries_the_hint_as_a_note(wire, monkeyp
     with pytest.raises(errors.CompositeError) as info:
         ar.get(0)
     composite = info.value
-    assert str(composite).splitlines()[1] == "[0:apply] NameError: name 'offset' is not defined", "str is unchanged"
+    assert str(composite).splitlines()[1] == "[0:apply]NameError: name 'offset' is not defined", "str is unchanged"
     assert composite.__notes__ == [name_error_hint("NameError", "name 'offset' is not defined")], "one note, not two"
     assert composite.render_traceback()[-1] == composite.__notes__[0]
     single = ar.get(0, return_exceptions=True)[0]
@@ -441,9 +441,20 @@ def test_composite_error_rendering_headers():
     e2 = ("EngineError", "Engine 1 died while running task t", "", {"engine_id": 1, "method": "apply"})
     ce = errors.CompositeError("one or more exceptions", [e1, e2])
     lines = ce.render_traceback()
-    assert "[0:execute]: " in lines and "[1:apply]: " in lines
-    assert str(ce).splitlines()[1:] == [
-        "[0:execute] ValueError: bad", "[1:apply] EngineError: Engine 1 died while running task t"]
+    assert lines[:3] == ["[0:execute]:", "Traceback...", "ValueError: bad"]
+    assert lines[4:6] == ["[1:apply]:", "No traceback available"]
+    assert str(ce).splitlines() == ["one or more exceptions",
+                                    "[0:execute]ValueError: bad", "[1:apply]EngineError: Engine 1 died while running task t"]
+    assert e1.render_traceback() == ["[0:execute]", "Traceback...", "ValueError: bad"]
+    assert repr(e1) == "<RemoteError[0]:ValueError(bad)>"
+    anonymous = errors.RemoteError("KeyError", "'k'", "")
+    assert str(anonymous) == "[Engine Exception] KeyError: 'k'" and repr(anonymous) == "<RemoteError[ ]:KeyError('k')>"
+
+
+def test_composite_error_str_shows_tb_limit_errors_then_a_count():
+    entries = [("ValueError", str(i), "", {"engine_id": i, "method": "apply"}) for i in range(6)]
+    lines = str(errors.CompositeError("one or more exceptions raised in: f", entries)).splitlines()
+    assert lines[1:] == [f"[{i}:apply]ValueError: {i}" for i in range(4)] + [".... 2 more exceptions ..."]
 
 
 # -- connection files --------------------------------------------------------------------------------

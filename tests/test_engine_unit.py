@@ -7,6 +7,7 @@ object recording what would be sent, and ``post`` calling directly.
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -461,6 +462,16 @@ def test_parse_args():
     assert (args.id, args.log_level, args.timeout, args.cluster_id) == (4, 10, 2.5, "")
     with pytest.raises(SystemExit):
         app.parse_args(["--id", "-1"])
+    assert app.parse_args(["--debug"]).log_level == 10
+    # ipyparallel's --mpi is a flag; 0.10's took the module's name
+    assert (app.parse_args(["--mpi"]).mpi, app.parse_args(["--mpi=pytrilinos"]).mpi) == ("mpi4py", "pytrilinos")
+
+
+@pytest.mark.parametrize("command", ["kernelpar.engine", "kernelpar.controller", "kernelpar.cluster"])
+def test_every_tool_has_version_and_help_all(command):
+    for flag, expected in (("--version", "kernelpar "), ("--help-all", "usage: ")):
+        done = subprocess.run([sys.executable, "-m", command, flag], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.startswith(expected), (command, flag, done)
 
 
 def test_parent_pid(monkeypatch):

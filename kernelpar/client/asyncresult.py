@@ -59,7 +59,7 @@ def _child_result(child):
 
 def composite(fname, exceptions):
     return errors.CompositeError(
-        f"one or more exceptions from call to method: {fname}", [errors.composite_entry(e) for e in exceptions]
+        f"one or more exceptions raised in: {fname}", [errors.composite_entry(e) for e in exceptions]
     )
 
 

@@ -55,6 +55,7 @@ class OutputStreamer:
         self._streams = {}  # (task index, 'stdout'|'stderr') -> [text seen, pending partial line, changed at]
         self._outputs_shown = [0] * len(ar._metadata)
         self._errors_shown = set()
+        self._errors_streamed = 0
         self._live = None  # (file, key) of a progress line shown in place, not yet ended
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -172,10 +173,14 @@ class OutputStreamer:
 
     def _show_error(self, exc):
         self._end_live()
-        lines = errors.CompositeError("", [errors.composite_entry(exc)]).render_traceback()
-        while lines and not lines[-1]:
-            lines.pop()
-        print("\n".join(lines), file=sys.stderr)
+        if not isinstance(exc, errors.RemoteError):
+            exc = errors.RemoteError(*errors.composite_entry(exc))
+        # as ipyparallel: whole tracebacks for the first few, then one line each
+        self._errors_streamed += 1
+        if self._errors_streamed <= errors.CompositeError.tb_limit:
+            print("\n".join(exc.render_traceback()), file=sys.stderr)
+        else:
+            print(exc, file=sys.stderr)
         sys.stderr.flush()
 
 

@@ -67,6 +67,7 @@ def build_parser():
                "IPython 0.10 forms: ipcluster local|mpiexec|mpirun|pbs|sge|lsf|ssh [-n N] ... "
                "(see ipcluster local -h)",
     )
+    parser.add_argument("--help-all", action="help", help="the same as --help")
     parser.add_argument("--version", action="version", version=f"kernelpar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -35,6 +35,7 @@ SCHEME_NAMES = (*SCHEMES, "pure")
 
 def build_parser():
     p = argparse.ArgumentParser(prog="ipcontroller", description="Start a kernelpar controller (hub and queues).")
+    p.add_argument("--help-all", action="help", help="the same as --help")
     p.add_argument("--ip", default="127.0.0.1", help="interface to bind ('*' for all; default 127.0.0.1)")
     p.add_argument("--transport", choices=("tcp", "ipc"), default="tcp",
                    help="tcp (default), or ipc: unix sockets in a private directory, for engines on this host")
@@ -64,6 +65,7 @@ def build_parser():
     p.add_argument("--record-limit", type=int, default=1024, help="task records kept in memory (dictdb)")
     p.add_argument("--size-limit", type=int, default=128 * 1024 * 1024, help="bytes of task data kept in memory (dictdb)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--debug", action="store_const", const="DEBUG", dest="log_level", help="--log-level DEBUG")
     p.add_argument("-l", "--logfile", default=None, metavar="PREFIX",
                    help="log to PREFIX<pid>.log (warnings also to stderr); default: stderr")
     p.add_argument("--version", action="version", version=f"kernelpar {__version__}")

@@ -34,6 +34,7 @@ import signal
 import sys
 import time
 
+from .._version import __version__
 from ..wire import furl as furls
 from ..wire import furlrequest, shm
 from ..wire.connection import (
@@ -46,7 +47,7 @@ from ..wire.connection import (
 )
 from ..wire.protocol import EXIT_NOT_REGISTERED
 from ..wire.session import new_id
-from .kernel import EngineShutdown, Kernel
+from .kernel import EngineShutdown, Kernel, signal_handler_codes
 
 log = logging.getLogger("kernelpar.engine")
 
@@ -63,6 +64,8 @@ class StartupError(Exception):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="ipengine", description="Start a kernelpar engine.")
+    parser.add_argument("--help-all", action="help", help="the same as --help")
+    parser.add_argument("--version", action="version", version=f"kernelpar {__version__}")
     parser.add_argument("--file", metavar="PATH", help="the controller's engine connection file")
     parser.add_argument("--profile", metavar="NAME", help="IPython profile to find the connection file in")
     parser.add_argument("--profile-dir", metavar="DIR", help="profile directory (instead of --profile)")
@@ -78,12 +81,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--log-level", metavar="LEVEL", default="INFO", type=_log_level, help="DEBUG, INFO, WARNING, ..."
     )
+    parser.add_argument("--debug", action="store_const", const=logging.DEBUG, dest="log_level",
+                        help="--log-level DEBUG")
     legacy = parser.add_argument_group("IPython 0.10 options")
     legacy.add_argument("--furl-file", metavar="PATH",
                         help="the controller's engine FURL file (default, when no connection file exists: "
                              "<IPYTHONDIR>/security/ipcontroller-engine.furl)")
     legacy.add_argument("-l", "--logfile", metavar="PREFIX", help="log to PREFIX<pid>.log (default: stderr)")
-    legacy.add_argument("--mpi", metavar="NAME", default="", help="mpi4py|pytrilinos: not available yet in kernelpar")
+    legacy.add_argument("--mpi", metavar="NAME", nargs="?", const="mpi4py", default="",
+                        help="mpi4py|pytrilinos: not available yet in kernelpar")
     return parser.parse_args(argv)
 
 
@@ -248,6 +254,7 @@ def install_signal_handlers(kernel, io, reactor):
         if kernel.busy:
             raise EngineShutdown
 
+    signal_handler_codes.update((on_sigint.__code__, on_sigterm.__code__))
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigterm)
 

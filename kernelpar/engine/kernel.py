@@ -73,8 +73,26 @@ _STOP = object()
 _WAKE = object()
 
 
+#: code objects of the signal handlers that raise into user code (see
+#: ``app.install_signal_handlers``): a remote traceback ends at the user's line
+signal_handler_codes = set()
+
+
 class EngineShutdown(BaseException):
     """Raised in the main thread to stop running user code because the engine exits."""
+
+
+def drop_handler_frame(exc):
+    """Cut the signal handler's frame off the end of ``exc``'s traceback, in place."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code in signal_handler_codes:
+        exc.__traceback__ = None  # raised in a C call: no frame of the user's is left
+        return
+    while tb is not None and tb.tb_next is not None:
+        if tb.tb_next.tb_frame.f_code in signal_handler_codes:
+            tb.tb_next = None
+            return
+        tb = tb.tb_next
 
 
 class Request:
@@ -286,6 +304,7 @@ class Kernel:
             # drop this frame: the remote traceback starts at the user's code
             if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
                 e.__traceback__ = e.__traceback__.tb_next
+            drop_handler_frame(e)
             content = wrap_exception(self._apply_info, e)
             buffers = ()
         self.busy = False

@@ -33,7 +33,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from .kernel import EngineShutdown
+from .kernel import EngineShutdown, drop_handler_frame
 
 
 def _jsonable(data):
@@ -94,9 +94,11 @@ class EngineShell(InteractiveShell):
             raise UsageError(f"engines have no GUI event loop: use %matplotlib inline, not {gui!r}")
 
     def showtraceback(self, exc_tuple=None, *args, **kwargs):
-        etype = (exc_tuple or sys.exc_info())[0]
+        etype, evalue, _ = exc_tuple or sys.exc_info()
         if etype is not None and issubclass(etype, EngineShutdown):
             return  # the engine is exiting: nobody will read it, and formatting is slow
+        if isinstance(evalue, BaseException):
+            drop_handler_frame(evalue)
         super().showtraceback(exc_tuple, *args, **kwargs)
 
     def _showtraceback(self, etype, evalue, stb):
