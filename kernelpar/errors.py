@@ -110,7 +110,7 @@ class RemoteError(KernelError):
     def render_traceback(self):
         """The engine's label, the remote traceback as a list of lines (what IPython shows),
         then any notes."""
-        lines = [_engine_label(self.engine_info), *(self.traceback or "No traceback available").splitlines()]
+        lines = [_engine_label(self.engine_info), *(self.traceback or f"{self.ename}: {self.evalue}").splitlines()]
         return lines + notes(self)
 
     def _render_traceback_(self):
@@ -171,7 +171,7 @@ class CompositeError(RemoteError):
         if excid is None:
             for ename, evalue, tb, info in self.elist[: self.tb_limit]:
                 lines.append(_engine_label(info) + ":")
-                lines.extend((tb or "No traceback available").splitlines())
+                lines.extend((tb or f"{ename}: {evalue}").splitlines())
                 lines.append("")
             extra = len(self.elist) - self.tb_limit
             if extra > 0:
@@ -179,7 +179,7 @@ class CompositeError(RemoteError):
         else:
             ename, evalue, tb, info = self._get(excid)
             lines.append(_engine_label(info) + ":")
-            lines.extend((tb or "No traceback available").splitlines())
+            lines.extend((tb or f"{ename}: {evalue}").splitlines())
         return lines + notes(self)
 
     def print_traceback(self, excid=None, file=None):

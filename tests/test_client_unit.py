@@ -442,7 +442,8 @@ def test_composite_error_rendering_headers():
     ce = errors.CompositeError("one or more exceptions", [e1, e2])
     lines = ce.render_traceback()
     assert lines[:3] == ["[0:execute]:", "Traceback...", "ValueError: bad"]
-    assert lines[4:6] == ["[1:apply]:", "No traceback available"]
+    # an error the client or controller made up has no traceback: its message stands in
+    assert lines[4:6] == ["[1:apply]:", "EngineError: Engine 1 died while running task t"]
     assert str(ce).splitlines() == ["one or more exceptions",
                                     "[0:execute]ValueError: bad", "[1:apply]EngineError: Engine 1 died while running task t"]
     assert e1.render_traceback() == ["[0:execute]", "Traceback...", "ValueError: bad"]

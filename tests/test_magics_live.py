@@ -1,7 +1,9 @@
 """The parallel magics through a real IPython ``InteractiveShell``, against the live cluster.
 
 Cells run with ``shell.run_cell`` (what a user types, errors shown as IPython shows
-them) and output is captured with IPython's ``capture_output``; the exact output forms
+them) and output is captured with IPython's ``capture_output``, what goes through the display
+publisher (``[output:N]`` labels, rich displays, ``Out[...]``) shown as a terminal shows
+it, in order with the printed output, and kept as a notebook gets it; the exact output forms
 are asserted: ``[stdout:N] ...``, ``[stderr:N] ...``, ``[output:N]``, ``Out[N:count]: ...``,
 ``[N:execute]`` tracebacks, "Parallel execution on engine(s): ...".  Live streaming is
 checked without timing assumptions: engines wait until the client has *shown* their
@@ -17,9 +19,10 @@ import time
 
 import pytest
 from ipyshell import interactive_shell
+from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
+from IPython.utils.capture import RichOutput, capture_output
 
 import kernelpar as ipp
 
@@ -38,11 +41,31 @@ def view(rc, shell):
     return rc.activate()
 
 
+class RecordingPublisher(DisplayPublisher):
+    """A terminal's display publisher (text forms go to stdout, in order with prints) that
+    also keeps the rich outputs (mime data and metadata) a notebook would show."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.outputs = []
+
+    def publish(self, data, metadata=None, **kwargs):
+        self.outputs.append(RichOutput(data, metadata))
+        super().publish(data, metadata, **kwargs)
+
+
 def run(shell, cell):
-    """Run a cell as typed; return (ExecutionResult, stdout, stderr, rich outputs)."""
-    with capture_output() as io:
-        result = shell.run_cell(cell)
-    return result, io.stdout, io.stderr, io.outputs
+    """Run a cell as typed; return (ExecutionResult, stdout with the displays' text,
+    stderr, the rich outputs that carry more than text)."""
+    recorder, saved = RecordingPublisher(shell=shell), shell.display_pub
+    shell.display_pub = recorder
+    try:
+        with capture_output(display=False) as io:
+            result = shell.run_cell(cell)
+    finally:
+        shell.display_pub = saved
+    rich = [o for o in recorder.outputs if set(o.data) != {"text/plain"}]
+    return result, io.stdout, io.stderr, rich
 
 
 def out_prompt(md):
@@ -77,32 +100,48 @@ def test_px_stderr_and_execute_result(shell, view):
     assert out == f"{out_prompt(md[0])}3\n{out_prompt(md[1])}3\n"
 
 
+HTML_TEXT = "<IPython.core.display.HTML object>"  # how a terminal shows an HTML display
+
+
 def test_rich_output_and_grouping(shell, view):
     cell = "from IPython.display import display, HTML\nprint('so')\ndisplay(HTML('<b>x</b>'))\n5"
     result, out, err, outputs = run(shell, "%%px --no-stream -o mg_ar\n" + cell)
     assert result.success and err == ""
     md = shell.user_ns["mg_ar"].metadata
-    assert out == (f"[stdout:0] so\n[stdout:1] so\n[output:0]\n[output:1]\n"
+    assert out == (f"[stdout:0] so\n[stdout:1] so\n[output:0]\n{HTML_TEXT}\n[output:1]\n{HTML_TEXT}\n"
                    f"{out_prompt(md[0])}5\n{out_prompt(md[1])}5\n")
     assert [o.data["text/html"] for o in outputs] == ["<b>x</b>", "<b>x</b>"]
     assert [o.metadata["engine"] for o in outputs] == [0, 1]
     # -e: each engine's outputs together
     result, out, err, outputs = run(shell, "%%px --no-stream -e -o mg_ar\n" + cell)
     md = shell.user_ns["mg_ar"].metadata
-    assert out == (f"[stdout:0] so\n[output:0]\n{out_prompt(md[0])}5\n"
-                   f"[stdout:1] so\n[output:1]\n{out_prompt(md[1])}5\n")
+    by_engine = (f"[stdout:0] so\n[output:0]\n{HTML_TEXT}\n{out_prompt(md[0])}5\n"
+                 f"[stdout:1] so\n[output:1]\n{HTML_TEXT}\n{out_prompt(md[1])}5\n")
+    assert out == by_engine
     # %pxresult re-shows the last one, with its own grouping
     result, out, err, outputs = run(shell, "%pxresult --group-outputs=engine")
-    assert result.success and out == (f"[stdout:0] so\n[output:0]\n{out_prompt(md[0])}5\n"
-                                      f"[stdout:1] so\n[output:1]\n{out_prompt(md[1])}5\n")
+    assert result.success and out == by_engine
     # streamed: displays show live too, Out[...] last
     result, out, err, outputs = run(shell, "%%px -o mg_ar\n" + cell)
     md = shell.user_ns["mg_ar"].metadata
     lines = out.splitlines()
-    assert sorted(lines[:4]) == ["[output:0]", "[output:1]", "[stdout:0] so", "[stdout:1] so"]
-    assert lines.index("[stdout:0] so") < lines.index("[output:0]")
-    assert lines[4:] == [f"{out_prompt(md[0])}5", f"{out_prompt(md[1])}5"]
+    assert sorted(lines[:6]) == sorted(["[output:0]", "[output:1]", HTML_TEXT, HTML_TEXT,
+                                        "[stdout:0] so", "[stdout:1] so"])
+    assert lines.index("[stdout:0] so") < lines.index("[output:0]") < lines.index(HTML_TEXT)
+    assert lines[6:] == [f"{out_prompt(md[0])}5", f"{out_prompt(md[1])}5"]
     assert len(outputs) == 2
+
+
+def test_a_rich_result_keeps_its_mime_types(shell, view):
+    cell = "class MgRich:\n    def _repr_html_(self):\n        return '<i>R</i>'\n    def __repr__(self):\n" \
+           "        return 'MgRich()'\nMgRich()"
+    result, out, err, outputs = run(shell, "%%px --no-stream -o mg_ar\n" + cell)
+    assert result.success and err == ""
+    md = shell.user_ns["mg_ar"].metadata
+    assert out == f"{out_prompt(md[0])}MgRich()\n{out_prompt(md[1])}MgRich()\n"
+    # a notebook gets the HTML form, the text form with the prompt
+    assert [(o.data["text/html"], o.data["text/plain"], o.metadata["engine"]) for o in outputs] == [
+        ("<i>R</i>", f"{out_prompt(md[0])}MgRich()", 0), ("<i>R</i>", f"{out_prompt(md[1])}MgRich()", 1)]
 
 
 def test_targets_option(shell, view, rc):
@@ -416,7 +455,7 @@ def test_engine_death_during_px_names_the_engine(shell, ipython_dir, tmp_path):
         # streamed: shown live, then counted
         result, out, err, _ = run(shell, "%%px_death -t 0\nimport os\nos._exit(3)")
         assert isinstance(result.error_in_exec, ipp.AlreadyDisplayedError)
-        assert re.search(r"^\[0:execute\]: ?\nEngineError: Engine 0 died while running task \S+$", err, re.MULTILINE), err
+        assert re.search(r"^\[0:execute\]:?\nEngineError: Engine 0 died while running task \S+$", err, re.MULTILINE), err
         assert out == "1 errors\n"
 
 

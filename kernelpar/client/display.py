@@ -1,9 +1,11 @@
 """Re-showing the output a task produced on its engine (``AsyncResult.display_outputs``).
 
-Plain text everywhere: ``[stdout:N] text``, ``[stderr:N] text`` (on stderr),
-``[output:N]`` before each rich display, ``Out[N:count]: value`` for an execute result.
-Inside a running IPython shell rich displays are re-published to the frontend; IPython
-is only used if it is already imported (``import kernelpar`` stays light).
+Streams as text: ``[stdout:N] text``, ``[stderr:N] text`` (on stderr).  Then
+``[output:N]`` before each rich display and ``Out[N:count]: value`` for an execute result:
+printed as text outside IPython; inside a running IPython shell published through its
+display publisher as ipyparallel does (rich displays and results with every mime type
+the engine gave, the prompt added to the text form).  IPython is only used if it is
+already imported (``import kernelpar`` stays light).
 """
 
 import sys
@@ -31,23 +33,37 @@ def print_stream(text, prefix="", file=None):
 
 
 def _show_rich(content, eid, shell):
-    print(f"[output:{eid}]")
-    data = content.get("data") or {}
-    if shell is not None:
-        from IPython.display import publish_display_data
+    if shell is None:
+        print(f"[output:{eid}]")
+        data = content.get("data") or {}
+        if "text/plain" in data:
+            print(data["text/plain"])
+        return
+    _publish({"text/plain": f"[output:{eid}]"})
+    _publish(content.get("data") or {}, dict(content.get("metadata") or {}, engine=eid))
 
-        publish_display_data(data=data, metadata=dict(content.get("metadata") or {}, engine=eid))
-    elif "text/plain" in data:
-        print(data["text/plain"])
+
+def _publish(data, metadata=None):
+    # through the display publisher, not stdout: a frontend keeps labels, rich outputs and
+    # results in order (stdout is flushed in batches), and shows each in its richest form
+    from IPython.display import publish_display_data
+
+    publish_display_data(data=data, metadata=metadata)
 
 
-def _show_result(md):
+def _show_result(md, shell):
     execute_result = md.get("execute_result")
     if not execute_result:
         return
-    text = (execute_result.get("data") or {}).get("text/plain", "")
+    data = execute_result.get("data") or {}
+    text = data.get("text/plain", "")
     prompt = f"Out[{md.get('engine_id')}:{execute_result.get('execution_count')}]: "
-    print(prompt + ("\n" if "\n" in text else "") + text)
+    text = prompt + ("\n" if "\n" in text else "") + text
+    if shell is None:
+        print(text)
+        return
+    # every form the engine gave (a DataFrame's HTML table); the text one with the prompt
+    _publish(dict(data, **{"text/plain": text}), dict(execute_result.get("metadata") or {}, engine=md.get("engine_id")))
 
 
 def display_outputs(metadata, groupby="type", result_only=False):
@@ -63,7 +79,7 @@ def display_outputs(metadata, groupby="type", result_only=False):
                 print_stream(md["stderr"], f"[stderr:{eid}] ", file=sys.stderr)
                 for content in md["outputs"]:
                     _show_rich(content, eid, shell)
-            _show_result(md)
+            _show_result(md, shell)
         return
     if not result_only:
         for md in metadata:
@@ -81,4 +97,4 @@ def display_outputs(metadata, groupby="type", result_only=False):
                 for content in md["outputs"]:
                     _show_rich(content, md.get("engine_id"), shell)
     for md in metadata:
-        _show_result(md)
+        _show_result(md, shell)
