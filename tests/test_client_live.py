@@ -65,6 +65,13 @@ def test_apply_forms(rc):
     with pytest.raises(KeyError):
         view.set_flags(nope=1)
     assert view.set_flags(label="x") is view and view.label == "x"
+    # flags are checked as ipyparallel's traits check them
+    with pytest.raises(TypeError, match="'block' flag of a DirectView expected a boolean, not the str 'yes'"):
+        view.block = "yes"
+    with pytest.raises(TypeError):
+        view.set_flags(track=None)
+    view.block = 0
+    assert view.block is False and view.track is False
 
 
 def test_results_are_concurrent_futures(rc):

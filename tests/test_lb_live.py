@@ -99,10 +99,21 @@ def test_executor(lv, rc):
         assert ex.submit(pow, 2, 5).result(TIMEOUT) == 32
 
 
+def test_parallel_decorator(lv):
+    # .map: one call per element; a plain call: f on each task's share (chunksize elements)
+    assert lv.parallel(block=True)(lambda x: x * 2).map(range(4)) == [0, 2, 4, 6]
+    assert lv.parallel(block=True, chunksize=3)(lambda x: x + 1).map(list(range(7))) == list(range(1, 8))
+    assert lv.parallel(block=True)(lambda x: x * 2)([0, 1, 2]) == [0, 0, 1, 1, 2, 2]
+    assert lv.parallel(block=True, chunksize=3)(lambda x: [len(x)])(list(range(7))) == [3, 2, 2]
+    assert lv.parallel(block=True, dist="r", chunksize=3)(list)(list(range(7))) == list(range(7))
+    ar = lv.parallel(block=False, ordered=False)(lambda x: x).map([5, 6])
+    assert isinstance(ar, ipp.AsyncMapResult) and sorted(ar.get(TIMEOUT)) == [5, 6]
+
+
 @pytest.mark.parametrize("flags, error", [
     ({"timeout": -1}, ValueError), ({"timeout": "soon"}, TypeError), ({"retries": -1}, ValueError),
     ({"retries": 1.5}, TypeError), ({"after": 3}, TypeError), ({"targets": "all"}, TypeError),
-    ({"hwm": 3}, KeyError),
+    ({"hwm": 3}, KeyError), ({"block": "yes"}, TypeError), ({"track": None}, TypeError),
 ])
 def test_bad_flags_are_refused_when_set(lv, flags, error):
     with pytest.raises(error):

@@ -158,6 +158,30 @@ class LoadBalancedView(View):
         self.client._send(futures)
         return self._finish(ar, block)
 
+    def _map_async(self, f, sequences, dist="b", mapping=True, return_exceptions=False, track=None, label=None,
+                   chunksize=None, ordered=True):
+        """What ``@view.parallel`` runs: with ``mapping``, :meth:`map`; else one task per
+        ``chunksize`` (default 1) elements, ``f`` called on its share of each sequence."""
+        if mapping:
+            return self.map(f, *sequences, block=False, chunksize=chunksize or 1, ordered=ordered,
+                            return_exceptions=return_exceptions, label=label, track=track)
+        if not sequences:
+            raise TypeError("map needs at least one sequence")
+        track = self.track if track is None else track
+        label = self.label if label is None else label
+        sequences = [partition.as_sequence(s) for s in sequences]
+        n = partition.common_length(sequences)
+        parts = -(-n // (chunksize or 1))
+        shares = [partition.partition(s, parts, dist, n) for s in sequences]
+        shipped = pickled_once(f)
+        metadata = self._scheduling_metadata()
+        futures = [self.client._lb_future(shipped, [share[i] for share in shares], {}, metadata, track, label,
+                                          self.history) for i in range(parts)]
+        ar = AsyncMapResult(self.client, futures, fname=getname(f), dist=dist, length=n, elementwise=False,
+                            return_exceptions=return_exceptions, ordered=ordered)
+        self.client._send(futures)
+        return ar
+
     def imap(self, f, *sequences, ordered=True, max_outstanding="auto", return_exceptions=False):
         """Results of ``f`` over (possibly infinite) iterables, consuming them lazily."""
         if not sequences:

@@ -22,7 +22,8 @@ def remote(view, block=None, **flags):
 
 
 def parallel(view, dist="b", block=None, ordered=True, **flags):
-    """Decorator: ``@parallel(view)`` makes ``f(seq)`` run on ``view``'s engines, one chunk each."""
+    """Decorator: ``@parallel(view)`` makes ``f(seq)`` run on ``view``'s engines, one chunk
+    each (a LoadBalancedView: one task per ``chunksize`` elements)."""
 
     def decorate(f):
         return ParallelFunction(view, f, dist=dist, block=block, ordered=ordered, **flags)
@@ -61,11 +62,15 @@ class RemoteFunction:
 
 
 class ParallelFunction(RemoteFunction):
-    def __init__(self, view, f, dist="b", block=None, ordered=True, return_exceptions=False, **flags):
+    def __init__(self, view, f, dist="b", block=None, chunksize=None, ordered=True, return_exceptions=False,
+                 **flags):
         partition.check_dist(dist)
         super().__init__(view, f, block=block, **flags)
         self.dist = dist
-        self.ordered = ordered  # ipyparallel API; a DirectView always yields results in order
+        # a LoadBalancedView's: elements per task, and results in order or as they come
+        # (a DirectView always gives one share per engine, in order)
+        self.chunksize = chunksize
+        self.ordered = ordered
         self.return_exceptions = return_exceptions
 
     def __call__(self, *sequences, **kwargs):
@@ -82,8 +87,13 @@ class ParallelFunction(RemoteFunction):
         return self._run([partition.as_sequence(s) for s in sequences], mapping=True)
 
     def _run(self, sequences, mapping):
+        from .lbview import LoadBalancedView  # here: lbview imports this module
+
+        balanced = isinstance(self.view, LoadBalancedView)
+        balancing = {"chunksize": self.chunksize, "ordered": self.ordered} if balanced else {}
         with self.view.temp_flags(**self.flags):
             ar = self.view._map_async(
                 self.func, sequences, dist=self.dist, mapping=mapping, return_exceptions=self.return_exceptions,
+                **balancing,
             )
         return self.view._finish(ar, self._block())

@@ -12,6 +12,7 @@ Namespace access (``push``/``pull``/``scatter``/``gather``, ``view['a']``) is bu
 the engine (``'a.b'``, ``'x[0]'`` work).  Partitioning is :mod:`.partition`.
 """
 
+import numbers
 import sys
 import warnings
 from contextlib import contextmanager
@@ -44,6 +45,33 @@ class View:
         self.history = IdHistory(client._task_prefix)
 
     # -- flags ---------------------------------------------------------------------
+
+    @property
+    def block(self):
+        """Whether calls wait for their results (a bool)."""
+        return self._block
+
+    @block.setter
+    def block(self, value):
+        self._block = self._check_bool("block", value)
+
+    @property
+    def track(self):
+        """Whether calls track when zmq is done with their buffers (a bool)."""
+        return self._track
+
+    @track.setter
+    def track(self, value):
+        self._track = self._check_bool("track", value)
+
+    def _check_bool(self, name, value):
+        # as ipyparallel's Bool traits: True, False, 1 or 0
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, numbers.Integral) and value in (0, 1):
+            return bool(value)
+        raise TypeError(f"The {name!r} flag of a {type(self).__name__} expected a boolean, "
+                        f"not the {type(value).__name__} {value!r}.")
 
     def set_flags(self, **kwargs):
         """Set view flags (see ``flags``); returns the view."""
