@@ -228,6 +228,39 @@ def test_timeouts_and_async_result_api(rc):
     assert md["submitted"] <= md["started"] <= md["completed"] <= md["received"] and md.status == "ok"
 
 
+def test_return_when_split_and_join(rc):
+    from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION
+
+    def sleep_or_fail(x):
+        import time
+
+        if x < 0:
+            raise ValueError(x)
+        time.sleep(x)
+        return x
+
+    # FIRST_EXCEPTION: the first failure is raised while the other task still runs
+    ar = rc[:].map_async(sleep_or_fail, [-1, 3])
+    with pytest.raises(ipp.RemoteError, match="ValueError"):
+        ar.get(20, return_when=FIRST_EXCEPTION)
+    assert not ar.done()
+    assert ar.wait(20)
+    ar = rc[:].apply_async(sleep_or_fail, 0.2)
+    done, pending = ar.wait(10, return_when=FIRST_COMPLETED)
+    assert done and len(done | pending) == 2 and all(isinstance(p, ipp.AsyncResult) for p in done)
+    parts = ar.split()
+    assert [p.get(10) for p in parts] == [0.2, 0.2] and ar.split() is parts
+    assert ipp.AsyncResult.join(*parts).get(10) == [0.2, 0.2] and rc[0].apply_async(abs, -1).split()[0].get(10) == 1
+    with pytest.warns(UserWarning, match="FIRST_COMPLETED"):
+        assert ar.get(return_when=FIRST_COMPLETED) == [0.2, 0.2]
+    single = rc[0].apply_async(sleep_or_fail, 1)
+    with pytest.raises(TimeoutError, match="Result not ready."):
+        single.get(0.05, return_when=FIRST_EXCEPTION)
+    with pytest.raises(ValueError, match="return_when"):
+        single.wait(1, return_when="sometime")
+    assert single.get(20) == 1
+
+
 def test_wait_queue_status_and_caches(rc):
     ars = [rc[0].apply_async(time.sleep, 0.1) for _ in range(3)]
     assert rc.wait(ars[0], timeout=5) and rc.wait(timeout=5) and not rc.outstanding

@@ -24,7 +24,9 @@ lines, ``[output:N]`` before rich displays, and each failed task's traceback (he
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, InvalidStateError, as_completed
+import warnings
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError, as_completed
+from concurrent.futures import wait as wait_futures
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager
 from datetime import datetime
@@ -79,6 +81,7 @@ class AsyncResult(Future):
         self.owner = owner
         self._return_exceptions = return_exceptions
         self._raw_results = None
+        self._parts = None  # split()'s, made once
         self._lock = threading.Lock()
         with self._lock:
             # children that already resolved will not call us back: count only the others
@@ -127,24 +130,75 @@ class AsyncResult(Future):
 
     # -- waiting ---------------------------------------------------------------------
 
-    def wait(self, timeout=-1):
-        """Wait up to ``timeout`` seconds (negative: forever); return whether it is done."""
+    def wait(self, timeout=-1, return_when=None):
+        """Wait up to ``timeout`` seconds (negative: forever); return whether it is done.
+
+        With ``return_when`` (``concurrent.futures``' ``FIRST_COMPLETED``,
+        ``FIRST_EXCEPTION`` or ``ALL_COMPLETED``), wait as ``concurrent.futures.wait`` does
+        for the parts of :meth:`split` and return its ``(done, pending)`` sets.
+        """
+        if return_when is not None:
+            if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
+                raise ValueError(f"Unrecognized return_when={return_when!r}")
+            self._check_not_io_thread(timeout)
+            return wait_futures(self.split(), timeout=_none_if_negative(timeout), return_when=return_when)
         if self.done():
             return True
-        if timeout != 0 and self._client._loop.in_io_thread():
-            # a done-callback runs in the IO thread, which is the thread that would resolve us
-            raise RuntimeError("cannot wait for a result inside a done-callback (it runs in the client's IO thread)")
+        self._check_not_io_thread(timeout)
         try:
             self.exception(_none_if_negative(timeout))
         except (TimeoutError, FutureTimeoutError):  # distinct classes before Python 3.11
             return False
         return True
 
+    def _check_not_io_thread(self, timeout):
+        if timeout != 0 and self._client._loop.in_io_thread():
+            # a done-callback runs in the IO thread, which is the thread that would resolve us
+            raise RuntimeError("cannot wait for a result inside a done-callback (it runs in the client's IO thread)")
+
+    def split(self):
+        """One AsyncResult per message, for ``concurrent.futures.wait`` and friends (a
+        single message's is this one)."""
+        if len(self._children) == 1:
+            return (self,)
+        if self._parts is None:
+            single = not isinstance(self, AsyncMapResult)  # a map's parts stay lists of results
+            self._parts = tuple(
+                AsyncResult(self._client, child if single else [child], fname=self._fname, owner=False,
+                            return_exceptions=self._return_exceptions) for child in self._children)
+        return self._parts
+
+    @classmethod
+    def join(cls, *async_results):
+        """One AsyncResult over the messages of several (the inverse of :meth:`split`)."""
+        if not async_results:
+            raise ValueError("Must specify at least one AsyncResult to join")
+        first = async_results[0]
+        if len(async_results) == 1:
+            return first
+        children = [child for ar in async_results for child in ar._children]
+        return AsyncResult(first._client, children, fname=first._fname, owner=False,
+                           return_exceptions=first._return_exceptions)
+
     def ready(self):
         return self.done()
 
-    def get(self, timeout=None, return_exceptions=None):
-        """The result; raise ``TimeoutError("Result not ready.")`` if not done in ``timeout`` s."""
+    def get(self, timeout=None, return_exceptions=None, return_when=None):
+        """The result; raise ``TimeoutError("Result not ready.")`` if not done in ``timeout`` s.
+
+        ``return_when=FIRST_EXCEPTION``: raise the first task's failure as soon as it
+        happens rather than when every task has ended.
+        """
+        if return_when == FIRST_COMPLETED:
+            warnings.warn("Ignoring unsupported AsyncResult.get(return_when=FIRST_COMPLETED)", UserWarning,
+                          stacklevel=2)
+        elif return_when == FIRST_EXCEPTION and not self.done():
+            done, _ = self.wait(-1 if timeout is None else timeout, return_when=FIRST_EXCEPTION)
+            if not self.done():
+                for part in self.split():
+                    if part in done and part.exception() is not None:
+                        return part.get(return_exceptions=return_exceptions)
+                raise errors.TimeoutError("Result not ready.")
         if not self.wait(-1 if timeout is None else timeout):
             raise errors.TimeoutError("Result not ready.")
         if return_exceptions is None:
@@ -166,7 +220,8 @@ class AsyncResult(Future):
         (``f:   3/10 tasks finished after    2 s``) on stderr when it is not a terminal or
         ``KERNELPAR_NONINTERACTIVE`` / ``IPP_NONINTERACTIVE`` is set.  ``timeout`` < 0 or
         None: no limit; returns when done or out of time (like ``wait``).
-        ``return_when=FIRST_EXCEPTION`` also stops at the first failed task.
+        ``return_when=FIRST_EXCEPTION`` also stops at the first failed task,
+        ``FIRST_COMPLETED`` at the first task that ends.
         """
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         # the units of ``progress``: messages, or a map's elements
@@ -181,6 +236,8 @@ class AsyncResult(Future):
                         break
                 self.wait(wait)
                 bar.update_to(self.progress)
+                if return_when == FIRST_COMPLETED and any(c.done() for c in self._children):
+                    break
                 if return_when == FIRST_EXCEPTION and any(
                     c.done() and c.exception() is not None for c in self._children
                 ):
