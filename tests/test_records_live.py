@@ -3,6 +3,7 @@ purging, and SQLite records that outlive the controller."""
 
 import datetime
 import os
+import time
 
 import pytest
 
@@ -27,6 +28,56 @@ def test_db_query_history_and_result_status(rc):
     [lb_record] = rc.db_query({"msg_id": lb.msg_ids[0]}, keys=["queue", "engine_uuid"])
     assert lb_record["queue"] == "task" and lb_record["engine_uuid"] in rc._dispatcher.engines.values()
     assert rc.result_status([msg_id])["completed"] == [msg_id]
+
+
+def _wait_for_record(rc, msg_id, key, timeout=TIMEOUT):
+    # output reaches the hub on iopub, independently of the reply the client waited for
+    deadline = time.monotonic() + timeout
+    while True:
+        [record] = rc.db_query({"msg_id": msg_id})
+        if record[key] is not None or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
+
+
+def noisy(x):
+    import sys
+
+    print("out", x)
+    print("err", x, file=sys.stderr)
+    if x < 0:
+        raise ValueError(x)
+    return x
+
+
+def test_records_keep_output_label_start_and_error(rc, cluster):
+    lview = rc.load_balanced_view()
+    for view, queue in ((rc[0], "mux"), (lview, "task")):
+        with view.temp_flags(label=f"lab-{queue}"):
+            ok = view.apply_async(ipp.interactive(noisy), 1)
+            bad = view.apply_async(ipp.interactive(noisy), -1)
+        ok.get(TIMEOUT)
+        with pytest.raises(ipp.RemoteError):
+            bad.get(TIMEOUT)
+        record = _wait_for_record(rc, ok.msg_ids[0], "stderr")
+        assert (record["queue"], record["label"], record["stdout"], record["stderr"]) == (
+            queue, f"lab-{queue}", "out 1\n", "err 1\n")
+        assert record["submitted"] <= record["started"] <= record["completed"] and record["error"] is None
+        failed = _wait_for_record(rc, bad.msg_ids[0], "stderr")
+        assert failed["error"]["ename"] == "ValueError" and failed["stdout"] == "out -1\n"
+        found = rc.db_query({"label": f"lab-{queue}"}, keys=["msg_id"])
+        assert sorted(r["msg_id"] for r in found) == sorted(ok.msg_ids + bad.msg_ids)
+    ar = rc[0].execute("print('x')\n6 * 7", silent=False)
+    ar.get(TIMEOUT)
+    record = _wait_for_record(rc, ar.msg_ids[0], "execute_result")
+    assert record["execute_input"] == "print('x')\n6 * 7" and record["stdout"] == "x\n"
+    assert record["execute_result"]["data"]["text/plain"] == "42"
+    other = cluster.connect_client_sync()
+    try:
+        from_hub = other.get_result(ok.msg_ids[0])
+        assert from_hub.get(TIMEOUT) == 1 and from_hub.stdout == "out 1\n"
+    finally:
+        other.close()
 
 
 def test_a_bad_query_is_a_clear_error_and_the_hub_keeps_serving(rc):

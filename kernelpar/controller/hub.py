@@ -38,8 +38,23 @@ REGISTRATION_PING_RETRY = 0.05
 
 
 _TASK_REPLIES = frozenset(("apply_reply", "execute_reply"))
-#: how many replies heard before their request the hub keeps waiting for that request
+#: how many replies (and outputs) heard before their request the hub keeps waiting for it
 EARLY_REPLY_LIMIT = 1024
+#: engine output kept in the task records: iopub message type -> how it is recorded
+_RECORDED_OUTPUT = frozenset(("stream", "error", "execute_input", "execute_result"))
+
+
+def _label(metadata):
+    """A request's ``label`` from its metadata (JSON bytes, decoded only when it has one)."""
+    if isinstance(metadata, (bytes, bytearray)):
+        if b'"label"' not in metadata:
+            return None
+        try:
+            metadata = unpack(metadata)
+        except ValueError:
+            return None
+    label = metadata.get("label") if isinstance(metadata, dict) else None
+    return label if isinstance(label, str) else None
 
 
 class Hub:
@@ -63,6 +78,8 @@ class Hub:
         self.completed = {}
         #: replies heard before the request they answer: parent msg_id -> (engine, reply)
         self._early_replies = OrderedDict()
+        #: output heard before its request: msg_id -> [(msg_type, content), ...]
+        self._early_output = OrderedDict()
         self._subscribed = set()
         self._waiting_clients = {}
         self.registration_timeout = max(30.0, 10 * hb_period)
@@ -329,8 +346,10 @@ class Hub:
         self.db.add_record(msg_id, {
             "msg_id": msg_id, "header": msg.header, "metadata": msg.metadata, "content": msg.content,
             "buffers": msg.buffers, "submitted": msg.header.get("date"), "client_uuid": msg.header.get("session"),
-            "engine_uuid": engine, "queue": queue, "completed": None,
+            "engine_uuid": engine, "queue": queue, "completed": None, "label": _label(msg.metadata),
         })
+        for msg_type, content in self._early_output.pop(msg_id, ()):
+            self._record_output(msg_id, msg_type, content)
         early = self._early_replies.pop(msg_id, None)
         if early is not None:
             self.record_result(early[1], early[0])
@@ -362,11 +381,21 @@ class Hub:
             del pending[parent_id]
         if engine in self.completed:
             self.completed[engine] += 1
-        self.db.update_record(parent_id, {
-            "received": isoformat(),
+        try:
+            metadata = unpack(msg.metadata)
+        except ValueError:
+            metadata = None
+        metadata = metadata if isinstance(metadata, dict) else {}
+        started = metadata.get("started")
+        changes = {
+            "received": isoformat(), "started": started if isinstance(started, str) else None,
             "result_header": msg.header, "result_metadata": msg.metadata, "result_content": msg.content,
             "result_buffers": msg.buffers, "completed": msg.header.get("date"),
-        })
+        }
+        if metadata.get("status") == "error":
+            # an execute's error also comes on iopub; an apply's only here
+            changes["error"] = msg.content
+        self.db.update_record(parent_id, changes)
 
     # -- iopub capture -------------------------------------------------------
 
@@ -382,6 +411,41 @@ class Hub:
                     self._answer_connection(self._waiting_clients.pop(session))
             elif data[:1] == b"\x00":
                 self._subscribed.discard(data[1:])
+            return
+        msg = self.session.deserialize_or_drop(frames, "iopub", log, lazy=True)
+        if msg is None or msg.msg_type not in _RECORDED_OUTPUT:
+            return
+        try:
+            content = unpack(msg.content)
+        except ValueError:
+            log.warning("dropped %s output with undecodable content", msg.msg_type)
+            return
+        msg_id = msg.parent_header.get("msg_id")
+        if not isinstance(content, dict) or not isinstance(msg_id, str):
+            return
+        if self.db.kind == "nodb":
+            return
+        if self.db.get_record(msg_id) is None:
+            self.catch_up()  # the monitor's copy of a direct request may still be unread
+        if self.db.get_record(msg_id) is None:
+            self._early_output.setdefault(msg_id, []).append((msg.msg_type, content))
+            if len(self._early_output) > EARLY_REPLY_LIMIT:
+                self._early_output.popitem(last=False)
+            return
+        self._record_output(msg_id, msg.msg_type, content)
+
+    def _record_output(self, msg_id, msg_type, content):
+        """Keep engine output in the task's record, as ipyparallel's hub does."""
+        if msg_type == "stream":
+            name, text = content.get("name"), content.get("text")
+            if name in ("stdout", "stderr") and isinstance(text, str):
+                record = self.db.get_record(msg_id)
+                if record is not None:
+                    self.db.update_record(msg_id, {name: (record.get(name) or "") + text})
+        elif msg_type == "execute_input":
+            self.db.update_record(msg_id, {"execute_input": content.get("code")})
+        else:  # error, execute_result: the content as it came
+            self.db.update_record(msg_id, {msg_type: content})
 
     # -- heartbeat -------------------------------------------------------------
 
