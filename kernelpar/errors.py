@@ -79,7 +79,8 @@ class ProtocolVersionError(IPythonError, RuntimeError):
 
 
 def _engine_label(engine_info):
-    if not engine_info:
+    # no engine: the scheduler or the client decided (a task that never reached one)
+    if not engine_info or engine_info.get("engine_id") is None:
         return "[Engine Exception]"
     eid = engine_info.get("engine_id", "?")
     method = engine_info.get("method", "?")

@@ -20,7 +20,11 @@ def test_broadcast_apply_execute_push_pull(rc, coalescing):
     ar = bv.execute("print('hello'); x = 2", silent=False, block=True)
     assert ar.stdout == ["hello\n", "hello\n"] and bv.pull("x", block=True) == [2, 2]
     assert sorted(ar.engine_id) == sorted(rc.ids)
-    assert rc.broadcast_view(targets=1, is_coalescing=coalescing).apply_sync(os.getpid) == pids[1]
+    # targets are evaluated when the view is made, as ipyparallel does: always a list
+    one = rc.broadcast_view(targets=1, is_coalescing=coalescing)
+    assert one.targets == [1] and one.apply_sync(os.getpid) == [pids[1]]
+    assert bv.targets == rc.ids and repr(bv).startswith(f"<BroadcastView {rc.ids}")
+    assert ar.metadata[0]["is_broadcast"] is True and ar.metadata[0]["is_coalescing"] is coalescing
 
 
 @pytest.mark.parametrize("coalescing", [False, True])
@@ -43,4 +47,4 @@ def test_scatter_gather_and_map_on_a_broadcast_view(rc):
 
 def test_broadcast_to_an_unknown_engine_fails_cleanly(rc):
     with pytest.raises(IndexError):
-        rc.broadcast_view(targets=[0, 9]).apply_sync(os.getpid)
+        rc.broadcast_view(targets=[0, 9])

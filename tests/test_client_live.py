@@ -228,6 +228,30 @@ def test_timeouts_and_async_result_api(rc):
     assert md["submitted"] <= md["started"] <= md["completed"] <= md["received"] and md.status == "ok"
 
 
+def test_iteration_and_error_metadata(rc, dv):
+    def fail_on_one(x):
+        if x == 1:
+            raise ValueError(x)
+        return x
+
+    for ar in (dv.map_async(fail_on_one, [0, 1]), rc.load_balanced_view().map_async(fail_on_one, [0, 1])):
+        with pytest.raises(ipp.CompositeError, match=r"\]ValueError: 1"):
+            list(ar)  # pending or done, a failure ends the iteration as a CompositeError
+        assert ar.wait(10)
+        with pytest.raises(ipp.CompositeError):
+            list(ar)
+    lazy = dv.map_async(fail_on_one, [0, 1], return_exceptions=True)
+    items = list(lazy)
+    assert items[0] == 0 and isinstance(items[1], ipp.RemoteError) and items[1].ename == "ValueError"
+    assert list(lazy)[0] == 0 and isinstance(list(lazy)[1], ipp.RemoteError)
+    ar = dv.apply_async(lambda: 1 / 0)
+    ar.wait(10)
+    assert [e.ename for e in ar.error] == ["ZeroDivisionError", "ZeroDivisionError"]
+    assert ar.status == ["error", "error"]
+    ok = dv.apply_async(lambda: 1)
+    assert ok.get(10) == [1, 1] and ok.error == [None, None]
+
+
 def test_return_when_split_and_join(rc):
     from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION
 
@@ -388,6 +412,11 @@ def test_engine_death_fails_its_requests(rc, cluster):
             running.get(20)
         with pytest.raises(ipp.EngineError):
             queued.get(5)
+        # a RemoteError too, as ipyparallel's is; recorded in the task's metadata
+        error = running.exception()
+        assert isinstance(error, ipp.RemoteError) and error.ename == "EngineError"
+        assert str(error).startswith(f"[{new}:apply] EngineError: Engine {new} died")
+        assert running.metadata["status"] == "error" and running.metadata["error"] is error
         assert new not in rc.ids
         with pytest.raises(IndexError):
             rc[new]

@@ -112,7 +112,7 @@ def test_parallel_decorator(lv):
 
 @pytest.mark.parametrize("flags, error", [
     ({"timeout": -1}, ValueError), ({"timeout": "soon"}, TypeError), ({"retries": -1}, ValueError),
-    ({"retries": 1.5}, TypeError), ({"after": 3}, TypeError), ({"targets": "all"}, TypeError),
+    ({"retries": 1.5}, TypeError), ({"after": 3}, TypeError), ({"targets": "some"}, TypeError),
     ({"hwm": 3}, KeyError), ({"block": "yes"}, TypeError), ({"track": None}, TypeError),
 ])
 def test_bad_flags_are_refused_when_set(lv, flags, error):
@@ -207,6 +207,9 @@ def test_targets_restrict_placement(lv, rc):
     with lv.temp_flags(targets=[1]):
         assert {lv.apply_sync(pid) for _ in range(4)} == {target_pid}
     assert rc.load_balanced_view(1).apply_sync(pid) == target_pid
+    assert rc.load_balanced_view(slice(1, 2)).apply_sync(pid) == target_pid
+    everywhere = rc.load_balanced_view("all")
+    assert everywhere.targets is None and repr(everywhere) == "<LoadBalancedView None>"
     with lv.temp_flags(targets=[5]):
         with pytest.raises(IndexError):
             lv.apply_async(pid)

@@ -51,14 +51,6 @@ def _fresh(exc):
     return exc.with_traceback(None)
 
 
-def _child_result(child):
-    """Wait for one message's result; raise its exception."""
-    exc = child.exception()
-    if exc is not None:
-        raise _fresh(exc)
-    return child.result()
-
-
 def composite(fname, exceptions):
     return errors.CompositeError(
         f"one or more exceptions raised in: {fname}", [errors.composite_entry(e) for e in exceptions]
@@ -408,8 +400,21 @@ class AsyncResult(Future):
     def __iter__(self):
         if self._single_result:
             raise TypeError("AsyncResults with a single result are not iterable.")
+        if self.done():
+            yield from self.get()
+            return
         for child in self._children:
-            yield _child_result(child)
+            yield self._child_outcome(child)
+
+    def _child_outcome(self, child):
+        """One message's result once it is in; its failure as a CompositeError, or
+        returned in place with ``return_exceptions`` (as ``get`` treats failures)."""
+        exc = child.exception()
+        if exc is None:
+            return child.result()
+        if self._return_exceptions:
+            return exc
+        raise composite(self._fname, [exc])
 
     def __repr__(self):
         if self.cancelled():
@@ -466,9 +471,13 @@ class AsyncMapResult(AsyncResult):
         return sum(size for child, size in zip(self._children, self._sizes) if child.done())
 
     def __iter__(self):
-        if not self._elementwise or self._dist != "b":
+        if self.done() or not self._elementwise or self._dist != "b":
             yield from self.get()
             return
         children = self._children if self.ordered else as_completed(self._children)
         for child in children:
-            yield from _child_result(child)
+            outcome = self._child_outcome(child)
+            if isinstance(outcome, BaseException):
+                yield outcome  # the failed share, once
+            else:
+                yield from outcome

@@ -222,7 +222,8 @@ class Client(HubQueries):
         futures = []
         for eid, uuid in pairs:
             msg_id = self._next_task_id(view_history)
-            md = Metadata(msg_id=msg_id, submitted=utcnow(), engine_id=eid, engine_uuid=uuid, label=label)
+            md = Metadata(msg_id=msg_id, submitted=utcnow(), engine_id=eid, engine_uuid=uuid, label=label,
+                          is_broadcast=True, is_coalescing=bool(coalescing))
             futures.append(MessageFuture(msg_id, kind, msg_type, "broadcast", None, eid, uuid, md))
         metadata = {"targets": [uuid for _, uuid in pairs], "msg_ids": [f.msg_id for f in futures],
                     "is_coalescing": bool(coalescing)}
@@ -357,8 +358,10 @@ class Client(HubQueries):
         return DirectView(self, targets, **kwargs)
 
     def broadcast_view(self, targets="all", is_coalescing=False, **kwargs):
-        """A BroadcastView: one message to the controller, which fans it out to ``targets``."""
-        return BroadcastView(self, targets, is_coalescing=is_coalescing, **kwargs)
+        """A BroadcastView: one message to the controller, which fans it out to ``targets``
+        (evaluated now, as ipyparallel does: a list of the engines there are)."""
+        ids = [eid for eid, _ in self._resolve_targets(targets)[0]]
+        return BroadcastView(self, ids, is_coalescing=is_coalescing, **kwargs)
 
     def load_balanced_view(self, targets=None, **kwargs):
         """A LoadBalancedView: the controller's scheduler places each task (``targets`` restricts it)."""

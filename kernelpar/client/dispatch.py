@@ -141,15 +141,20 @@ class Dispatcher:
         if fut.kind in TASK_KINDS:
             self.outstanding.discard(fut.msg_id)
             self.results[fut.msg_id] = value  # popped when the owning AsyncResult resolves
+            if not ok:
+                md = fut.metadata
+                if md["status"] is None:  # no reply: the engine died, the controller answered...
+                    md["status"] = "error"
+                if md["error"] is None and isinstance(value, errors.RemoteError):
+                    md["error"] = value
         fut.finish(ok, value)
 
     def _engine_info(self, fut):
         return {"engine_id": fut.engine_id, "engine_uuid": fut.engine_uuid, "method": fut.kind}
 
     def _engine_error(self, fut, text):
-        err = errors.EngineError(text)
-        err.engine_info = self._engine_info(fut)
-        return err
+        # a RemoteError too, as the scheduler's are (``except RemoteError`` sees every task failure)
+        return errors.RemoteEngineError("EngineError", text, "", self._engine_info(fut))
 
     def _remote_error(self, fut, content):
         if not content.get("engine_info"):
@@ -224,7 +229,8 @@ class Dispatcher:
             else:
                 value = ExecuteReply(fut.msg_id, content, fut.metadata)
         elif status == "aborted":
-            ok, value = False, errors.TaskAborted(f"Task {fut.msg_id} was aborted on engine {fut.engine_id}")
+            where = "" if fut.engine_id is None else f" on engine {fut.engine_id}"
+            ok, value = False, errors.TaskAborted(f"Task {fut.msg_id} was aborted{where}")
             value.engine_info = self._engine_info(fut)
         else:
             ok, value = False, self._remote_error(fut, content)

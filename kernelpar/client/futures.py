@@ -25,7 +25,7 @@ log = logging.getLogger("kernelpar.client")
 METADATA_KEYS = (
     "msg_id", "submitted", "started", "completed", "received", "engine_uuid", "engine_id",
     "follow", "after", "status", "execute_input", "execute_result", "error",
-    "stdout", "stderr", "outputs", "data", "label",
+    "stdout", "stderr", "outputs", "data", "label", "is_broadcast", "is_coalescing",
 )  # fmt: skip
 
 # Guards the hand-over between a future resolving (IO thread) and an AsyncResult
@@ -46,7 +46,7 @@ class Metadata(dict):
             self, msg_id=None, submitted=None, started=None, completed=None, received=None,
             engine_uuid=None, engine_id=None, follow=[], after=[], status=None,
             execute_input=None, execute_result=None, error=None, stdout="", stderr="",
-            outputs=[], data={}, label=None,
+            outputs=[], data={}, label=None, is_broadcast=False, is_coalescing=False,
         )  # fmt: skip
         self.update(*args, **kwargs)
 

@@ -48,7 +48,7 @@ def _non_negative(name, kind, what, convert):
 
 
 def _validate_targets(value):
-    if value is None:
+    if value is None or (isinstance(value, str) and value == "all"):
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return [int(value)]
@@ -57,7 +57,7 @@ def _validate_targets(value):
         if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in ids):
             raise TypeError(f"targets must be engine ids (ints), not {value!r}")
         return [int(i) for i in ids]
-    raise TypeError(f"targets must be None, an int or a list of ints, not {value!r}")
+    raise TypeError(f"targets must be None, 'all', an int, a slice or a list of ints, not {value!r}")
 
 
 _VALIDATORS = {
@@ -79,6 +79,8 @@ class LoadBalancedView(View):
 
     # flags with validation: ``view.retries = -1`` raises just as set_flags does
     def __setattr__(self, name, value):
+        if name == "targets" and isinstance(value, slice):
+            value = self.client.ids[value]  # the engines there are now, as rc[a:b] picks them
         if name in _VALIDATORS:
             self._flags[name] = _VALIDATORS[name](value)
         else:
