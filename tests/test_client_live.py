@@ -296,6 +296,23 @@ def test_wait_queue_status_and_caches(rc):
     assert set(status) >= {0, 1, "unassigned"} and status[0]["queue"] == 0
     assert set(rc.queue_status(0)) >= {"queue", "completed", "tasks"}
     assert not rc.results and not rc.metadata  # dropped once the owning AsyncResults resolved
+    verbose = rc.queue_status(0, verbose=True)
+    assert ars[0].msg_ids[0] in verbose["completed"] and verbose["queue"] == [] and verbose["tasks"] == []
+    slow = rc[1].apply_async(time.sleep, 0.3)
+    rc.wait_interactive(interval=0.05, timeout=10)
+    assert slow.done()
+    rc.wait_interactive()  # nothing outstanding: returns at once
+
+
+def test_view_get_result_and_purge_results(rc):
+    view = rc[0]
+    ar = view.apply_async(lambda: 5)
+    assert ar.get(10) == 5
+    assert view.get_result(ar.msg_ids[0]).get(10) == 5 and view.get_result(-1).get(10) == 5
+    assert view.get_result([ar.msg_ids[0]]).get(10) == [5]
+    view.purge_results(jobs=[ar.msg_ids[0]])
+    assert ar.msg_ids[0] not in rc.hub_history()
+    view.purge_results(targets="all")
 
 
 def test_send_signal_interrupts(rc):

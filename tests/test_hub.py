@@ -196,7 +196,7 @@ def test_an_abort_heard_before_its_request_still_completes_it(hub):
     hub.handle_monitor([b"outcontrol"] + frames)
     hub.handle_monitor([b"in"] + request_frames)
     hub.handle_registration(request("queue_request", {"targets": [0], "verbose": True})[0])
-    assert hub.outbox_.replies[-1][2]["queue"]["0"] == {"queue": [], "completed": 1, "tasks": []}
+    assert hub.outbox_.replies[-1][2]["queue"]["0"] == {"queue": [], "completed": [header["msg_id"]], "tasks": []}
     record = hub.db.get_record(header["msg_id"])
     assert record["completed"] is not None and json.loads(record["result_content"]) == {"status": "aborted"}
 

@@ -31,7 +31,7 @@ from ..wire.session import Session, parse_date, utcnow
 from . import connect, display
 from .asyncresult import AsyncResult
 from .broadcastview import BroadcastView
-from .dispatch import Dispatcher
+from .dispatch import TASK_KINDS, Dispatcher
 from .futures import MessageFuture, Metadata
 from .history import IdHistory
 from .hubqueries import HubQueries
@@ -488,6 +488,18 @@ class Client(HubQueries):
             self._hub_request("shutdown_request", {})
             self.close()
         return result
+
+    def wait_interactive(self, jobs=None, interval=1.0, timeout=-1.0):
+        """``wait`` showing progress (see ``AsyncResult.wait_interactive``); ``jobs``
+        None: every outstanding task of this client."""
+        if jobs is None:
+            futures = [f for f in list(self._dispatcher.futures.values()) if f.kind in TASK_KINDS]
+            if not futures:
+                return
+            ar = AsyncResult(self, futures, owner=False)
+        else:
+            ar = self.get_result(jobs, owner=False)
+        return ar.wait_interactive(interval=interval, timeout=timeout)
 
     def queue_status(self, targets="all", verbose=False):
         """``{engine_id: {'queue': n, 'completed': n, 'tasks': n}, ..., 'unassigned': n}``."""

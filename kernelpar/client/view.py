@@ -216,10 +216,21 @@ class View:
         """Results of earlier tasks of this view (by index into ``history`` or msg_id)."""
         if indices_or_msg_ids is None:
             indices_or_msg_ids = -1
-        if not isinstance(indices_or_msg_ids, (list, tuple)):
-            indices_or_msg_ids = [indices_or_msg_ids]
-        ids = [self.history[i] if isinstance(i, int) else i for i in indices_or_msg_ids]
+        if isinstance(indices_or_msg_ids, (list, tuple, set)):
+            ids = [self.history[i] if isinstance(i, int) else i for i in indices_or_msg_ids]
+        else:  # one task: its bare result, as the client's get_result gives it
+            ids = self.history[indices_or_msg_ids] if isinstance(indices_or_msg_ids, int) else indices_or_msg_ids
         return self.client.get_result(ids, block=block, owner=owner)
+
+    def purge_results(self, jobs=(), targets=()):
+        """Forget results here and in the hub (see ``Client.purge_results``); ``targets``
+        None or 'all' means this view's engines."""
+        if targets is None or (isinstance(targets, str) and targets == "all"):
+            targets = self.targets
+        def given(value):  # an empty list or tuple is "none"; engine id 0 is one
+            return None if isinstance(value, (list, tuple)) and not value else value
+
+        return self.client.purge_results(jobs=given(jobs), targets=given(targets))
 
 
 class DirectView(View):

@@ -213,12 +213,19 @@ class Hub:
             tasks = list(scheduler.outstanding_ids(rec.uuid)) if scheduler is not None else []
             status[str(rec.id)] = {
                 "queue": list(queue) if verbose else len(queue),
-                "completed": self.completed.get(rec.uuid, 0),
+                "completed": self._completed_ids(rec.uuid) if verbose else self.completed.get(rec.uuid, 0),
                 "tasks": tasks if verbose else len(tasks),
             }
         waiting = scheduler.waiting_ids() if scheduler is not None else []
         status["unassigned"] = list(waiting) if verbose else len(waiting)
         self._reply(msg, "queue_reply", {"status": "ok", "queue": status})
+
+    def _completed_ids(self, uuid):
+        """msg_ids of the tasks ``uuid`` finished that still have records (the store is bounded)."""
+        if self.db.kind == "nodb":
+            return []
+        records = self.db.find_records({"engine_uuid": uuid, "completed": {"$ne": None}}, keys=["msg_id"])
+        return [r["msg_id"] for r in records]
 
     def _on_task_abort_request(self, msg):
         """Abort load-balanced tasks: those still waiting at once, the others on their engine."""
