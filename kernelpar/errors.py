@@ -125,7 +125,9 @@ class AlreadyDisplayedError(RemoteError):
     """Ends a call whose ``n`` remote tracebacks were already shown as they happened."""
 
     def __init__(self, n):
-        self.n = n
+        # ipyparallel passes the CompositeError whose errors were shown
+        self.original_error = n if isinstance(n, CompositeError) else None
+        self.n = n = len(n.elist) if self.original_error is not None else n
         RemoteError.__init__(self, "AlreadyDisplayedError", f"{n} errors", f"{n} errors")
 
     def __str__(self):

@@ -140,6 +140,8 @@ def test_numpy_scatter_gather_zero_copy(dv):
 
 def test_execute_and_outputs(rc, capsys):
     view = rc[:]
+    with pytest.raises(TypeError, match="code must be text, not <class 'int'>"):
+        view.execute(5)
     ar = view.execute("import sys\nprint('out'); print('err', file=sys.stderr)\n6*7", silent=False, block=True)
     assert isinstance(ar, ipp.AsyncResult) and ar.ready()  # execute always returns the AsyncResult
     replies = ar.get()

@@ -433,6 +433,16 @@ def test_execute_reply_repr_truncates_and_pretty():
     from IPython.lib.pretty import pretty
 
     assert pretty(er) == "Out[1:5]: " + "x" * 40
+    assert pretty(ExecuteReply("m", {"execution_count": 2}, Metadata(engine_id=0))) == ""
+
+
+def test_already_displayed_error_takes_a_count_or_the_composite():
+    composite = errors.CompositeError("x", [("ValueError", "v", "", {"engine_id": i, "method": "execute"})
+                                            for i in range(3)])
+    for arg in (3, composite):
+        err = errors.AlreadyDisplayedError(arg)
+        assert str(err) == "3 errors" and repr(err) == "<AlreadyDisplayedError(3 errors)>"
+    assert errors.AlreadyDisplayedError(composite).original_error is composite
     assert ExecuteReply("m", {"execution_count": 1}, Metadata()).__repr__() == "<ExecuteReply[1]: >"
 
 

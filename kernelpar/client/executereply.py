@@ -53,8 +53,7 @@ class ExecuteReply:
     def _repr_pretty_(self, p, cycle):
         text = self._text()
         if not text:
-            p.text(repr(self))
-            return
+            return  # no value: nothing to show, as ipyparallel
         prompt = self.out_prompt()
         p.text(prompt + ("\n" if "\n" in text else "") + text)
 

@@ -131,9 +131,7 @@ class View:
             return None
         from .magics import ParallelMagics
 
-        magics = ParallelMagics(shell, self, suffix)
-        shell.register_magics(magics)
-        return magics
+        shell.register_magics(ParallelMagics(shell, self, suffix))
 
     # -- the one place requests are made ---------------------------------------------
 
@@ -284,6 +282,8 @@ class DirectView(View):
 
     def execute(self, code, silent=True, targets=None, block=None):
         """Run ``code`` as an IPython cell; always returns the AsyncResult (of ExecuteReplies)."""
+        if not isinstance(code, str):
+            raise TypeError(f"code must be text, not {type(code)}")
         block = self.block if block is None else block
         pairs, single = self.client._resolve_targets(self.targets if targets is None else targets)
         futures = self.client._execute_futures(pairs, code, silent, self.label, self.history)
