@@ -108,6 +108,13 @@ def test_context_manager_runs_work_and_stops(ipydir):
         assert sorted(rc[:].apply_sync(os.getpid)) == sorted(pids[1:])
         assert os.path.exists(cluster.cluster_file)
         assert os.stat(cluster.cluster_file).st_mode & 0o777 == 0o600
+        for side in ("client", "engine"):
+            path = connection.connection_file(cluster.profile_dir, side, cluster.cluster_id)
+            with open(path) as f:
+                info = json.load(f)
+            # ipyparallel's keys, so that tools reading the files find them
+            assert {"curve_serverkey", "signature_scheme", "key", "location", "pack", "ssh"} <= set(info)
+            assert info["curve_serverkey"] is None and os.stat(path).st_mode & 0o777 == 0o600
         assert repr(cluster).startswith(f"<Cluster(cluster_id='{cluster.cluster_id}', profile='default', "
                                         f"controller=<running>, engine_sets=[")
         t1 = time.monotonic()

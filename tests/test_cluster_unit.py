@@ -294,3 +294,12 @@ def test_a_bad_number_of_engines_is_refused_before_anything_starts(tmp_path, n, 
     with pytest.raises(error, match="number of engines n"):
         cluster.start_engines_sync(n)
     assert cluster.engines == {} and cluster.controller is None
+
+
+@pytest.mark.parametrize("kwargs, error", [({"delay": "x"}, TypeError), ({"delay": -1}, ValueError),
+                                           ({"engine_timeout": None}, TypeError)])
+def test_bad_delays_and_timeouts_are_refused(tmp_path, kwargs, error):
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=name):
+        Cluster(n=1, profile_dir=str(tmp_path), **kwargs)
+    assert Cluster(n=1, profile_dir=str(tmp_path), delay=1, engine_timeout=5).delay == 1.0

@@ -99,6 +99,15 @@ def _engine_count(n):
     return n
 
 
+def _seconds(name, value):
+    """``value`` as a float of seconds, else a TypeError or ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return float(value)
+
+
 def _cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -139,8 +148,8 @@ class Cluster:
         self.engine_args = list(engine_args)
         self.controller_ip = controller_ip
         self.controller_location = controller_location
-        self.delay = delay
-        self.engine_timeout = engine_timeout
+        self.delay = _seconds("delay", delay)
+        self.engine_timeout = _seconds("engine_timeout", engine_timeout)
         self.log_level = log_level
         self.work_dir = work_dir
         self.send_engines_connection_env = send_engines_connection_env

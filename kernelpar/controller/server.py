@@ -141,6 +141,7 @@ class ControllerServer:
             "pack": "json",
             "unpack": "json",
             "ssh": "",
+            "curve_serverkey": None,  # ipyparallel's key, for readers of the file: no CURVE here
             "registration": self.ports["registration"],
             "task_scheme": self.scheme,
             "versions": self.hub.versions,
