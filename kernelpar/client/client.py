@@ -37,6 +37,7 @@ from .history import IdHistory
 from .hubqueries import HubQueries
 from .ioloop import IOLoop
 from .lbview import LoadBalancedView
+from .streaming import noninteractive_env
 from .streaming import progress as progress_display
 from .view import DirectView
 
@@ -383,10 +384,11 @@ class Client(HubQueries):
         """Wait until at least ``n`` engines are registered (``TimeoutError`` after ``timeout`` s).
 
         ``n`` defaults to the size of the client's cluster.  ``interactive`` (default: True
-        when running in IPython) shows progress (``N/M engines``) while waiting: a tqdm bar,
-        tqdm's notebook widget in a Jupyter kernel (``widget`` forces one or the other), or
-        plain lines when the output is not a terminal or ``KERNELPAR_NONINTERACTIVE`` /
-        ``IPP_NONINTERACTIVE`` is set.  ``block=False`` returns a Future instead.
+        when running in IPython, engines are missing and neither ``KERNELPAR_NONINTERACTIVE``
+        nor ``IPP_NONINTERACTIVE`` is set) shows progress (``N/M engines``) while waiting: a
+        tqdm bar, tqdm's notebook widget in a Jupyter kernel (``widget`` forces one or the
+        other), or plain lines when the output is not a terminal or one of those variables
+        is set.  ``block=False`` returns a Future instead.
         """
         self._check_open()
         if n is None:
@@ -396,7 +398,9 @@ class Client(HubQueries):
         done = concurrent.futures.Future()
         limit = None if timeout is None or timeout < 0 else timeout
         if interactive is None:
-            interactive = display._ipython_shell() is not None
+            # as ipyparallel: in IPython, unless IPP_NONINTERACTIVE (or ours) says otherwise
+            interactive = (display._ipython_shell() is not None and not noninteractive_env()
+                           and len(self._dispatcher.engines) < n)  # nothing to show when they are there
         bar = None
         if interactive:
             bar = progress_display(n, unit="engines", widget=widget, verb="ready",
