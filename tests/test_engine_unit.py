@@ -470,7 +470,8 @@ def test_parse_args():
 @pytest.mark.parametrize("command", ["kernelpar.engine", "kernelpar.controller", "kernelpar.cluster"])
 def test_every_tool_has_version_and_help_all(command):
     for flag, expected in (("--version", "kernelpar "), ("--help-all", "usage: ")):
-        done = subprocess.run([sys.executable, "-m", command, flag], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", command, flag], capture_output=True, text=True, timeout=60,
+                              check=False)
         assert done.returncode == 0 and done.stdout.startswith(expected), (command, flag, done)
 
 

@@ -26,8 +26,8 @@ import threading
 import time
 import warnings
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError, as_completed
-from concurrent.futures import wait as wait_futures
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from datetime import datetime
 

@@ -28,6 +28,24 @@ from .imports import sync_imports
 from .remotefunction import ParallelFunction, RemoteFunction, getname
 
 
+def _bool_flag(name, doc):
+    """A view flag that takes what ipyparallel's Bool traits take: True, False, 1 or 0."""
+    attr = "_" + name
+
+    def get(view):
+        return getattr(view, attr)
+
+    def set_(view, value):
+        if isinstance(value, numbers.Integral) and value in (0, 1):
+            value = bool(value)
+        if not isinstance(value, bool):
+            raise TypeError(f"The {name!r} flag of a {type(view).__name__} expected a boolean, "
+                            f"not the {type(value).__name__} {value!r}.")
+        setattr(view, attr, value)
+
+    return property(get, set_, doc=doc)
+
+
 class View:
     """What every view has: flags, bookkeeping, ``apply``, decorators, control wrappers.
 
@@ -46,32 +64,8 @@ class View:
 
     # -- flags ---------------------------------------------------------------------
 
-    @property
-    def block(self):
-        """Whether calls wait for their results (a bool)."""
-        return self._block
-
-    @block.setter
-    def block(self, value):
-        self._block = self._check_bool("block", value)
-
-    @property
-    def track(self):
-        """Whether calls track when zmq is done with their buffers (a bool)."""
-        return self._track
-
-    @track.setter
-    def track(self, value):
-        self._track = self._check_bool("track", value)
-
-    def _check_bool(self, name, value):
-        # as ipyparallel's Bool traits: True, False, 1 or 0
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, numbers.Integral) and value in (0, 1):
-            return bool(value)
-        raise TypeError(f"The {name!r} flag of a {type(self).__name__} expected a boolean, "
-                        f"not the {type(value).__name__} {value!r}.")
+    block = _bool_flag("block", "Whether calls wait for their results (a bool).")
+    track = _bool_flag("track", "Whether calls track when zmq is done with their buffers (a bool).")
 
     def set_flags(self, **kwargs):
         """Set view flags (see ``flags``); returns the view."""
@@ -128,7 +122,7 @@ class View:
         shell = ipython.get_ipython() if ipython is not None else None
         if shell is None:
             warnings.warn("The parallel magics (%px, etc.) only work within IPython.", stacklevel=2)
-            return None
+            return
         from .magics import ParallelMagics
 
         shell.register_magics(ParallelMagics(shell, self, suffix))

@@ -50,11 +50,13 @@ def _add_start_args(p):
                    help="run in the background; return once all engines have registered")
     p.add_argument("--ip", default=None, help="interface the controller listens on (default 127.0.0.1)")
     p.add_argument("--location", default=None, help="host name engines and clients use to reach the controller")
-    p.add_argument("--engines", default="local", help="engine launcher (available: local)")
-    p.add_argument("--controller", default="local", help="controller launcher (available: local)")
-    p.add_argument("--delay", type=float, default=0.0, help="seconds between starting the controller and the engines")
-    p.add_argument("--engine-timeout", type=float, default=60.0,
-                   help="seconds to wait for the controller and the engines (default %(default)s)")
+    # defaults None: the profile's ipcluster_config may set them (else local, local, 0, 60)
+    p.add_argument("--engines", default=None, help="engine launcher (available: local)")
+    p.add_argument("--controller", default=None, help="controller launcher (available: local)")
+    p.add_argument("--delay", type=float, default=None,
+                   help="seconds between starting the controller and the engines (default 0)")
+    p.add_argument("--engine-timeout", type=float, default=None,
+                   help="seconds to wait for the controller and the engines (default 60)")
     p.add_argument("--work-dir", default=None, help="working directory of the engines (default: this one)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ... (default INFO)")
     p.add_argument("--debug", action="store_const", const="DEBUG", dest="log_level", help="--log-level DEBUG")

@@ -27,6 +27,7 @@ import time
 import traceback
 import weakref
 
+from .. import profileconfig
 from ..wire import connection
 from . import files
 from ._async import with_sync_twins
@@ -42,8 +43,8 @@ IPCLUSTER_STOP_GRACE = 2.0
 STOP_DEADLINE = 0.9
 ENGINE_TERM_GRACE = 0.5
 
-# keyword arguments ipyparallel's Cluster takes that have no meaning here (traitlets config)
-_IGNORED_KWARGS = ("parent", "config", "load_profile")
+# keyword arguments ipyparallel's Cluster takes that have no meaning here (a traitlets parent)
+_IGNORED_KWARGS = ("parent",)
 
 
 class ClusterRunning(RuntimeError):
@@ -119,18 +120,19 @@ class Cluster:
     ``n`` engines (default: one per CPU) in profile ``profile`` (or directory
     ``profile_dir``); ``controller_args``/``engine_args`` are passed on the command
     lines of ``python -m kernelpar.controller``/``kernelpar.engine``.  ``engines`` and
-    ``controller`` name the launchers (only ``'local'`` exists so far).
+    ``controller`` name the launchers (only ``'local'`` exists so far).  What is not given
+    comes from ``config`` (a traitlets ``Config``), then, with ``load_profile``, from the
+    profile's ``ipcluster_config`` (:mod:`kernelpar.profileconfig`).
     """
 
     def __init__(self, n=None, profile=None, profile_dir=None, ipython_dir=None, cluster_id=None,
                  controller_args=(), engine_args=(), controller_ip=None, controller_location=None,
-                 delay=0.0, engine_timeout=60, log_level=logging.INFO, shutdown_atexit=True, *,
-                 engines="local", controller="local", cluster_file=None, work_dir=None,
-                 send_engines_connection_env=True, log=None, **kwargs):
+                 delay=None, engine_timeout=None, log_level=logging.INFO, shutdown_atexit=None, *,
+                 engines=None, controller=None, cluster_file=None, work_dir=None,
+                 send_engines_connection_env=None, log=None, config=None, load_profile=True, **kwargs):
         # first, so that __del__ works even if the arguments below are rejected
         self.controller = None
         self.engines = {}
-        self.shutdown_atexit = shutdown_atexit
         # ipyparallel's long names for ``engines``/``controller``
         engines = kwargs.pop("engine_launcher_class", engines)
         controller = kwargs.pop("controller_launcher_class", controller)
@@ -138,21 +140,38 @@ class Cluster:
             kwargs.pop(name, None)
         if kwargs:
             raise TypeError(f"Cluster() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
-        self.n = None if n is None else _engine_count(n)
         self.profile = profile or (None if profile_dir else "default")
         self.ipython_dir = ipython_dir
         self.profile_dir = connection.locate_profile_dir(profile, profile_dir, ipython_dir, create=False)
+        # what is not given here comes from config=, then from the profile's ipcluster_config
+        configured = {}
+        if load_profile:
+            configured = profileconfig.profile_options(self.profile_dir, "ipcluster", profileconfig.CLUSTER_TRAITS)
+        if config:
+            configured.update(profileconfig.options(config, profileconfig.CLUSTER_TRAITS, "Cluster(config=...)"))
+
+        def given(name, value, default=None):
+            if value is None or (isinstance(value, (list, tuple)) and not value):
+                return configured.get(name, default)
+            return value
+
+        n = given("n", n)
+        self.n = None if n is None else _engine_count(n)
+        self.shutdown_atexit = given("shutdown_atexit", shutdown_atexit, True)
+        cluster_id = given("cluster_id", cluster_id)
         self.cluster_id = _default_cluster_id() if cluster_id is None else cluster_id
         self.cluster_file = cluster_file or files.cluster_file_path(self.profile_dir, self.cluster_id)
-        self.controller_args = list(controller_args)
-        self.engine_args = list(engine_args)
-        self.controller_ip = controller_ip
-        self.controller_location = controller_location
-        self.delay = _seconds("delay", delay)
-        self.engine_timeout = _seconds("engine_timeout", engine_timeout)
+        self.controller_args = list(given("controller_args", controller_args, ()))
+        self.engine_args = list(given("engine_args", engine_args, ()))
+        self.controller_ip = given("controller_ip", controller_ip)
+        self.controller_location = given("controller_location", controller_location)
+        self.delay = _seconds("delay", given("delay", delay, 0.0))
+        self.engine_timeout = _seconds("engine_timeout", given("engine_timeout", engine_timeout, 60))
         self.log_level = log_level
-        self.work_dir = work_dir
-        self.send_engines_connection_env = send_engines_connection_env
+        self.work_dir = given("work_dir", work_dir)
+        self.send_engines_connection_env = given("send_engines_connection_env", send_engines_connection_env, True)
+        engines = given("engines", engines, "local")
+        controller = given("controller", controller, "local")
         self.engine_launcher_class = engine_launcher_class(engines)
         self.controller_launcher_class = controller_launcher_class(controller)
         if log is None:

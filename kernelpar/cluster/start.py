@@ -167,10 +167,11 @@ class _BackgroundExited(RuntimeError):
 
 def _child_argv(args, cluster):
     argv = ["start", "--profile-dir", cluster.profile_dir, "--cluster-id", cluster.cluster_id,
-            "--engines", args.engines, "--controller", args.controller, "--delay", str(args.delay),
-            "--engine-timeout", str(args.engine_timeout), "--log-level", args.log_level]
+            "--log-level", args.log_level]
     for option, value in (("-n", args.n), ("--ipython-dir", args.ipython_dir), ("--ip", args.ip),
-                          ("--location", args.location), ("--work-dir", args.work_dir)):
+                          ("--location", args.location), ("--work-dir", args.work_dir),
+                          ("--engines", args.engines), ("--controller", args.controller), ("--delay", args.delay),
+                          ("--engine-timeout", args.engine_timeout)):
         if value is not None:
             argv += [option, str(value)]
     return argv
@@ -228,7 +229,7 @@ def daemonize(args, controller_args, cluster):
     handle = ProcessHandle.spawn(cmd, env, output)
     try:
         # the controller and the engines each get engine_timeout: allow for both
-        asyncio.run(_wait_until_up(cluster, handle, n, 2 * args.engine_timeout))
+        asyncio.run(_wait_until_up(cluster, handle, n, 2 * cluster.engine_timeout))
     except (Exception, KeyboardInterrupt) as e:
         asyncio.run(stop_handles([handle], term_grace=2.0))
         with open(output, errors="replace") as f:

@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 
+from .. import profileconfig
 from .._version import __version__
 from ..wire import connection, protocol
 from ..wire.session import Session
@@ -91,8 +92,27 @@ def configure_logging(level, name, logfile_prefix=None):
     logging.basicConfig(level=level, handlers=handlers)
 
 
+def parse_args(argv=None):
+    """The command line, over the defaults the profile's ``ipcontroller_config`` sets
+    (:mod:`kernelpar.profileconfig`): an option given here wins."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        profile_dir = connection.locate_profile_dir(args.profile, args.profile_dir, args.ipython_dir, create=False)
+    except OSError:
+        return args
+    configured = profileconfig.profile_options(profile_dir, "ipcontroller", profileconfig.CONTROLLER_TRAITS)
+    if configured.get("scheme", "leastload") not in SCHEME_NAMES:
+        log.warning("ignoring TaskScheduler.scheme_name = %r: not one of %s", configured.pop("scheme"),
+                    ", ".join(SCHEME_NAMES))
+    if configured:
+        parser.set_defaults(**configured)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     configure_logging(args.log_level.upper() if isinstance(args.log_level, str) else args.log_level, "controller",
                       args.logfile)
     if args.ping <= 0:
