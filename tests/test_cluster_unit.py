@@ -297,7 +297,7 @@ def test_a_bad_number_of_engines_is_refused_before_anything_starts(tmp_path, n, 
 
 
 @pytest.mark.parametrize("kwargs, error", [({"delay": "x"}, TypeError), ({"delay": -1}, ValueError),
-                                           ({"engine_timeout": None}, TypeError)])
+                                           ({"engine_timeout": "x"}, TypeError)])
 def test_bad_delays_and_timeouts_are_refused(tmp_path, kwargs, error):
     name = next(iter(kwargs))
     with pytest.raises(error, match=name):

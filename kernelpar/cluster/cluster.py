@@ -133,6 +133,7 @@ class Cluster:
         # first, so that __del__ works even if the arguments below are rejected
         self.controller = None
         self.engines = {}
+        self.shutdown_atexit = shutdown_atexit is not False  # the profile may change it below
         # ipyparallel's long names for ``engines``/``controller``
         engines = kwargs.pop("engine_launcher_class", engines)
         controller = kwargs.pop("controller_launcher_class", controller)
