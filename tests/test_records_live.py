@@ -63,6 +63,10 @@ def test_records_keep_output_label_start_and_error(rc, cluster):
         assert (record["queue"], record["label"], record["stdout"], record["stderr"]) == (
             queue, f"lab-{queue}", "out 1\n", "err 1\n")
         assert record["submitted"] <= record["started"] <= record["completed"] and record["error"] is None
+        quiet = view.apply_async(abs, -1)
+        quiet.get(TIMEOUT)
+        [silent] = rc.db_query({"msg_id": quiet.msg_ids[0]}, keys=["stdout", "stderr"])
+        assert (silent["stdout"], silent["stderr"]) == ("", "")  # as ipyparallel's: text, not None
         failed = _wait_for_record(rc, bad.msg_ids[0], "stderr")
         assert failed["error"]["ename"] == "ValueError" and failed["stdout"] == "out -1\n"
         found = rc.db_query({"label": f"lab-{queue}"}, keys=["msg_id"])

@@ -354,6 +354,7 @@ class Hub:
             "msg_id": msg_id, "header": msg.header, "metadata": msg.metadata, "content": msg.content,
             "buffers": msg.buffers, "submitted": msg.header.get("date"), "client_uuid": msg.header.get("session"),
             "engine_uuid": engine, "queue": queue, "completed": None, "label": _label(msg.metadata),
+            "stdout": "", "stderr": "",
         })
         for msg_type, content in self._early_output.pop(msg_id, ()):
             self._record_output(msg_id, msg_type, content)
