@@ -40,7 +40,7 @@ REGISTRATION_PING_RETRY = 0.05
 _TASK_REPLIES = frozenset(("apply_reply", "execute_reply"))
 #: how many replies (and outputs) heard before their request the hub keeps waiting for it
 EARLY_REPLY_LIMIT = 1024
-#: engine output kept in the task records: iopub message type -> how it is recorded
+#: the iopub message types whose content the task records keep (see ``_record_output``)
 _RECORDED_OUTPUT = frozenset(("stream", "error", "execute_input", "execute_result"))
 
 
