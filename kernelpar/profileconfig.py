@@ -128,3 +128,12 @@ def profile_options(profile_dir, app, table):
         return {}
     config = load(profile_dir, app)
     return options(config, table, f"{app}_config in {profile_dir}") if config else {}
+
+
+def cluster_options(profile_dir, config=None, load_profile=True):
+    """What a ``Cluster`` takes for the arguments it is not given: ``config`` (a traitlets
+    ``Config``) over the profile's ``ipcluster_config`` (read only with ``load_profile``)."""
+    found = profile_options(profile_dir, "ipcluster", CLUSTER_TRAITS) if load_profile else {}
+    if config:
+        found.update(options(config, CLUSTER_TRAITS, "Cluster(config=...)"))
+    return found

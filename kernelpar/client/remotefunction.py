@@ -87,13 +87,9 @@ class ParallelFunction(RemoteFunction):
         return self._run([partition.as_sequence(s) for s in sequences], mapping=True)
 
     def _run(self, sequences, mapping):
-        from .lbview import LoadBalancedView  # here: lbview imports this module
-
-        balanced = isinstance(self.view, LoadBalancedView)
-        balancing = {"chunksize": self.chunksize, "ordered": self.ordered} if balanced else {}
         with self.view.temp_flags(**self.flags):
             ar = self.view._map_async(
                 self.func, sequences, dist=self.dist, mapping=mapping, return_exceptions=self.return_exceptions,
-                **balancing,
+                chunksize=self.chunksize, ordered=self.ordered,
             )
         return self.view._finish(ar, self._block())

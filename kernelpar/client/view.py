@@ -240,8 +240,12 @@ class DirectView(View):
 
     # -- map -----------------------------------------------------------------------------------
 
-    def _map_async(self, f, sequences, dist="b", mapping=True, return_exceptions=False, track=None, label=None):
-        """Split ``sequences`` over the targets, one message per engine with a non-empty share."""
+    def _map_async(self, f, sequences, dist="b", mapping=True, return_exceptions=False, track=None, label=None,
+                   chunksize=None, ordered=True):
+        """Split ``sequences`` over the targets, one message per engine with a non-empty share
+        (results always in order; ``chunksize`` is a LoadBalancedView's)."""
+        if chunksize:
+            warnings.warn("`chunksize` is ignored unless load balancing", UserWarning, stacklevel=3)
         if not sequences:
             raise TypeError("map needs at least one sequence")
         track = self.track if track is None else track

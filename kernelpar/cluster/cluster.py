@@ -144,12 +144,7 @@ class Cluster:
         self.profile = profile or (None if profile_dir else "default")
         self.ipython_dir = ipython_dir
         self.profile_dir = connection.locate_profile_dir(profile, profile_dir, ipython_dir, create=False)
-        # what is not given here comes from config=, then from the profile's ipcluster_config
-        configured = {}
-        if load_profile:
-            configured = profileconfig.profile_options(self.profile_dir, "ipcluster", profileconfig.CLUSTER_TRAITS)
-        if config:
-            configured.update(profileconfig.options(config, profileconfig.CLUSTER_TRAITS, "Cluster(config=...)"))
+        configured = profileconfig.cluster_options(self.profile_dir, config, load_profile)
 
         def given(name, value, default=None):
             if value is None or (isinstance(value, (list, tuple)) and not value):
