@@ -38,7 +38,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench import cpu_s, row_printer, zmq_round_trip_us  # noqa: E402
+from bench import cpu_s, row_printer, zmq_round_trip_us
 
 now = time.perf_counter
 ENGINES = 2
@@ -138,7 +138,7 @@ def _client(ctx, url):
 
 def _recv(sock):
     if not sock.poll(POLL_MS):
-        raise RuntimeError("no answer within %d s" % (POLL_MS // 1000))
+        raise RuntimeError(f"no answer within {POLL_MS // 1000} s")
     return sock.recv_multipart()
 
 

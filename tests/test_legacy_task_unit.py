@@ -9,9 +9,11 @@ import pytest
 from schedworld import FakeClock, brief
 
 from kernelpar.client.legacy.task import MapTask, ResultNS, StringTask, TaskFailure, TaskResult
-from kernelpar.client.legacy.taskonengine import EngineTask
+from kernelpar.client.legacy.taskclient import _batch_shipper
+from kernelpar.client.legacy.taskonengine import EngineTask, run_task
 from kernelpar.controller.legacytasks import AckBatches, LegacyTasks, parse_stages
 from kernelpar.controller.scheduler import Deliver, Fail, Task, TaskScheduler
+from kernelpar.wire.serialize import pack_apply, unpack_apply
 
 
 def double(x):
@@ -80,6 +82,15 @@ def test_functions_travel_as_the_multiengineclient_ships_them():
     assert MapTask(double, [4], {}).engine_task().body[0] is double  # importable: by reference
     task = MapTask(double, [4], {}).engine_task()
     assert isinstance(task, EngineTask) and task.kind == "map" and task.body[1:] == ((4,), {})
+
+
+def test_the_tasks_of_a_map_share_one_pickled_function():
+    halve = lambda x: x / 2
+    ship = _batch_shipper()
+    first, second = (MapTask(halve, [x], {}, depend=halve).engine_task(ship) for x in (4, 6))
+    assert first.body[0] is second.body[0] is first.depend, "pickled once for the batch"
+    _, (task,), _ = unpack_apply(pack_apply(run_task, (second,), {}), {})
+    assert task.body[0](task.body[1][0]) == 3 and task.body[0].__module__ == "__main__"
 
 
 # -- results (TR-01, TC-03, TC-04) ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Framing, signing and serialization round trips (no sockets)."""
 
+import collections
 import json
 import os
 import stat
@@ -153,6 +154,16 @@ def test_plain_arguments_take_the_c_pickler_and_code_inside_them_still_travels_b
     assert not serialize._is_plain(np.array([None, len]))
     _, (got,), _ = unpack_apply(pack_apply(len, (nested,), {}), {})
     assert got[1]["f"](1) == 11
+
+    from kernelpar.client.legacy.taskonengine import EngineTask
+
+    task = EngineTask("map", (shipped, (1,), {}), False, False, None, None)
+    assert serialize._is_plain(task), "this package's namedtuples travel by name"
+    assert unpack_apply(pack_apply(len, (task,), {}), {})[1] == [EngineTask("map", (len, (1,), {}), False, False, None, None)]
+    assert not serialize._is_plain(EngineTask("map", (lambda: 1,), False, False, None, None)), "code inside"
+    local_tuple = collections.namedtuple("local_tuple", "a")
+    local_tuple.__module__ = "kernelpar.wire.serialize"
+    assert not serialize._is_plain(local_tuple(1)), "not importable by name: left to cloudpickle"
 
     long_list = list(range(1000))
     assert not serialize._is_plain(long_list), "past the scan limit it is left to cloudpickle"

@@ -16,6 +16,7 @@ pickled by reference.  ``use_cloudpickle()`` switches to cloudpickle's own by-va
 globals; ``use_pickle()`` restores the default (ipyparallel's names and meanings).
 """
 
+import functools
 import io
 import pickle
 import sys
@@ -175,13 +176,20 @@ _CONTAINER_TYPES = frozenset({tuple, list, set, frozenset})
 _PLAIN_SCAN_LIMIT = 64
 
 
+@functools.cache
+def _own_tuple_type(kind):
+    """Whether ``kind`` is a tuple subclass (a namedtuple) importable from this package."""
+    module = sys.modules.get(kind.__module__) if kind.__module__.startswith("kernelpar.") else None
+    return issubclass(kind, tuple) and getattr(module, kind.__qualname__, None) is kind
+
+
 def _is_plain(obj):
     """Whether the C pickler alone can write ``obj``, as cloudpickle would (a small task's
     arguments then pickle in about half the time).
 
     True for small trees of atoms, containers, plain numpy arrays, PrePickled values,
-    References and this package's own module-level functions (every engine imports
-    them by name), which is what most tasks' arguments are.
+    References and this package's own module-level functions and namedtuples (every
+    engine imports them by name), which is what most tasks' arguments are.
     """
     todo = [obj]
     for _ in range(_PLAIN_SCAN_LIMIT):
@@ -191,7 +199,7 @@ def _is_plain(obj):
         kind = type(item)
         if kind in _ATOM_TYPES or kind in _OWN_PICKLABLE_TYPES:
             continue
-        if kind in _CONTAINER_TYPES:
+        if kind in _CONTAINER_TYPES or _own_tuple_type(kind):
             todo.extend(item)
         elif kind is dict:
             todo.extend(item.keys())

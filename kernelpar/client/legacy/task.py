@@ -48,17 +48,20 @@ class BaseTask:
         self.depend = depend
         self.taskid = None
 
-    def _body(self):
+    def _body(self, ship):
         raise NotImplementedError
 
-    def engine_task(self):
-        """What :func:`.taskonengine.run_task` runs for this task (not its recovery)."""
+    def engine_task(self, ship=shipped_function):
+        """What :func:`.taskonengine.run_task` runs for this task (not its recovery).
+
+        ``ship(f)`` is what travels for each function (see :func:`.commands.shipped_function`).
+        """
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"a task's retries must be a non-negative int, not {self.retries!r}")
         if self.depend is not None and not callable(self.depend):
             raise TypeError(f"a task's depend must be a function of the engine properties, not {self.depend!r}")
-        depend = shipped_function(self.depend) if isinstance(self.depend, types.FunctionType) else self.depend
-        return EngineTask(self.kind, self._body(), bool(self.clear_before), bool(self.clear_after), depend,
+        depend = ship(self.depend) if isinstance(self.depend, types.FunctionType) else self.depend
+        return EngineTask(self.kind, self._body(ship), bool(self.clear_before), bool(self.clear_after), depend,
                           translate.engine_prelude())
 
     def stages(self):
@@ -97,8 +100,8 @@ class MapTask(BaseTask):
         self.args = args
         self.kwargs = kwargs
 
-    def _body(self):
-        return (shipped_function(self.function), tuple(self.args), dict(self.kwargs))
+    def _body(self, ship):
+        return (ship(self.function), tuple(self.args), dict(self.kwargs))
 
 
 class StringTask(BaseTask):
@@ -129,7 +132,7 @@ class StringTask(BaseTask):
         self.pull = pull
         self.push = push
 
-    def _body(self):
+    def _body(self, ship):
         try:
             source = translate.for_engine(self.expression, "<StringTask>")
         except SyntaxError:

@@ -29,9 +29,10 @@ import threading
 import types
 
 from ... import errors
-from ...wire.serialize import pack_apply
+from ...wire.serialize import pack_apply, pickled_once
 from ..futures import MessageFuture
 from . import error
+from .commands import shipped_function
 from .furl import FurlClient
 from .task import BaseTask, MapTask, TaskFailure, TaskResult, local_time
 from .taskonengine import run_task
@@ -72,6 +73,21 @@ def _task_id(taskid):
     if taskid >= 2**63:  # no task has one, and the JSON to the controller would make it a float
         raise IndexError(f"task ID not registered: {taskid}")
     return int(taskid)
+
+
+def _batch_shipper():
+    """:func:`.commands.shipped_function` for the tasks of one request batch, each
+    function pickled once for all of them (a ``map``'s tasks share one; pickling it by
+    value for each task was most of a small task's cost here)."""
+    shipped = {}  # id(f) -> (f, what travels): f is kept so that its id is not reused
+
+    def ship(f):
+        entry = shipped.get(id(f))
+        if entry is None:
+            entry = shipped[id(f)] = (f, pickled_once(shipped_function(f)))
+        return entry[1]
+
+    return ship
 
 
 class TaskClient(FurlClient):
@@ -121,6 +137,7 @@ class TaskClient(FurlClient):
         client = self._client
         ack = MessageFuture(f"{client.session.session}-taskids-{next(self._acks)}", "hub", "legacy_task_request",
                             "task", None)
+        ship = _batch_shipper() if len(tasks) > 1 else shipped_function
         sent = []
         for task in tasks:
             if not isinstance(task, BaseTask):
@@ -128,7 +145,7 @@ class TaskClient(FurlClient):
             stages = task.stages()
             buffers, spec = [], []
             for stage in stages:
-                packed = pack_apply(run_task, (stage.engine_task(),), {})
+                packed = pack_apply(run_task, (stage.engine_task(ship),), {})
                 buffers.extend(packed)
                 spec.append([len(packed), stage.retries, stage.kind])
             metadata = {"legacy": {"ack": ack.msg_id, "batch": len(tasks), "stages": spec}}
