@@ -155,7 +155,7 @@ def test_apply_error_reply(engine):
     assert content["evalue"] == "nope"
     assert content["engine_info"] == {"engine_id": 3, "engine_uuid": "uuid-test", "method": "apply"}
     assert "in boom" in content["traceback"]
-    assert "do_apply" not in content["traceback"], "the engine's own frame is not shown"
+    assert "kernel.py" not in content["traceback"], "the engine's own frames are not shown"
 
 
 def test_unpicklable_result_names_type_and_engine_survives(engine):
@@ -322,6 +322,35 @@ def test_apply_stop_on_error_only_when_the_metadata_asks(engine):
     assert replies[1][1] is plain_next
     aborted = [e[1] for e in io.wait_for("aborted", 3)]
     assert aborted[:2] == queued and len(aborted) == 3
+
+
+def test_legacy_execute_replies_with_the_0_10_result_dict_and_stops_on_error(engine):
+    """A MultiEngineClient's execute_request: 0.10's interpreter, not IPython's shell."""
+    from kernelpar.wire.protocol import LEGACY_EXECUTE, LEGACY_RESULT, execute_content
+
+    kernel, io, submit = engine
+    session = Session(b"key", session="legacy-session")
+
+    def queue(code):
+        metadata = {LEGACY_EXECUTE: {"raw": code, "prelude": None}}
+        frames, _ = session.serialize("execute_request", execute_content(code), metadata=metadata, idents=[b"client"])
+        request = Request(session.deserialize(frames), channel="mux")
+        assert kernel.submit(request)
+        return request
+
+    queue("a = 6\na * 7")
+    queue("print(a)\n1 / 0")
+    behind = queue("b = 1")
+    apply(submit, len, "z")  # starts the loop
+    ok, failed = (r[4] for r in io.wait_for("reply", 2)[:2])
+    assert isinstance(ok[LEGACY_RESULT].pop("number"), int)
+    assert ok == {"status": "ok", LEGACY_RESULT: {
+        "id": 3, "input": {"raw": "a = 6\na * 7", "translated": "a = 6\na * 7"},
+        "display": {"pprint": "42", "repr": "42"}}}
+    assert failed["status"] == "error" and failed["ename"] == "ZeroDivisionError"
+    assert "kernel.py" not in failed["traceback"] and "onengine.py" in failed["traceback"]
+    assert io.wait_for("aborted")[0][1] is behind
+    assert not io.of("iopub"), "0.10's stdout is part of its result, not streamed"
 
 
 @pytest.mark.parametrize("kind", ["apply", "execute"])

@@ -273,9 +273,11 @@ class Client(HubQueries):
         _release_when_done(handle, futures)
         return futures
 
-    def _execute_futures(self, pairs, code, silent=True, label=None, view_history=None):
+    def _execute_futures(self, pairs, code, silent=True, label=None, view_history=None, metadata=None):
+        """One execute future per ``(id, uuid)`` pair; ``metadata`` is added to each request's."""
         content = execute_content(code, silent)
-        return [self._task_future("execute", "execute_request", eid, uuid, content, (), False, label, view_history)
+        return [self._task_future("execute", "execute_request", eid, uuid, content, (), False, label, view_history,
+                                  metadata)
                 for eid, uuid in pairs]
 
     def _control_futures(self, msg_type, content, pairs):

@@ -28,6 +28,7 @@ import zmq
 from .. import errors
 from ..wire import shm
 from ..wire.connection import versions
+from ..wire.protocol import LEGACY_RESULT
 from ..wire.serialize import deserialize_object
 from ..wire.session import Message, utcnow
 from .executereply import ExecuteReply
@@ -226,6 +227,8 @@ class Dispatcher:
                     value = deserialize_object(buffers)
                 except Exception as e:
                     ok, value = False, e
+            elif LEGACY_RESULT in content:  # a legacy MultiEngineClient's execute: 0.10's dict
+                value = content[LEGACY_RESULT]
             else:
                 value = ExecuteReply(fut.msg_id, content, fut.metadata)
         elif status == "aborted":

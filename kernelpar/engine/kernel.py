@@ -49,7 +49,7 @@ import zmq
 
 from ..errors import wrap_exception
 from ..wire import shm
-from ..wire.protocol import reply_type
+from ..wire.protocol import LEGACY_EXECUTE, LEGACY_RESULT, reply_type
 from ..wire.serialize import (
     serialize_object,
     set_user_namespace,
@@ -256,7 +256,11 @@ class Kernel:
                 if request.msg_type == "apply_request":
                     self.do_apply(request)
                 elif request.msg_type == "execute_request":
-                    self.do_execute(request)
+                    legacy = request.msg["metadata"].get(LEGACY_EXECUTE)
+                    if legacy is None:
+                        self.do_execute(request)
+                    else:
+                        self.do_legacy_execute(request, legacy)
                 else:
                     self._unknown(request)
             except EngineShutdown:
@@ -286,31 +290,53 @@ class Kernel:
         self.io.send_reply(request, streams, reply_type(request.msg_type), content, buffers, started, completed)
 
     def do_apply(self, request):
-        started = self._begin(request)
-        self.busy = True
         metadata = request.msg["metadata"]
-        try:
+
+        def call():
             buffers = request.msg["buffers"]
             shared = metadata.get(shm.METADATA_KEY)
             if shared:
                 buffers = shm.attach_received(buffers, shared)
             f, args, kwargs = unpack_apply(buffers, self.user_ns)
-            result = f(*args, **kwargs)
-            buffers = serialize_object(wrap_buffers(result))
-            content = _OK
+            return _OK, serialize_object(wrap_buffers(f(*args, **kwargs)))
+
+        # the legacy MultiEngineClient asks for 0.10's queue semantics: a failure aborts
+        # what is queued behind it
+        self._answer_call(request, call, bool(metadata.get(STOP_ON_ERROR)))
+
+    def do_legacy_execute(self, request, legacy):
+        """An execute of IPython 0.10's MultiEngineClient (``legacy_execute``, see
+        :mod:`kernelpar.wire.protocol`): its interpreter's result dict in the reply."""
+        from ..client.legacy import onengine  # loaded only by engines that serve a legacy client
+
+        code = request.msg["content"].get("code", "")
+
+        def call():
+            result = onengine.execute(None, legacy.get("raw", code), code, legacy.get("prelude"))
+            return {"status": "ok", LEGACY_RESULT: result}, ()
+
+        self._answer_call(request, call, True)
+
+    def _answer_call(self, request, call, stop_on_error):
+        """Reply to ``request`` with ``call()``'s ``(content, buffers)``, or with the error it
+        raised; after an error, with ``stop_on_error``, abort what is queued (claimed
+        before the reply goes out, as in do_execute)."""
+        started = self._begin(request)
+        self.busy = True
+        try:
+            content, buffers = call()
         except EngineShutdown:
             raise
         except BaseException as e:
-            # drop this frame: the remote traceback starts at the user's code
-            if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
-                e.__traceback__ = e.__traceback__.tb_next
+            # drop this method's frame and call's: the remote traceback starts at the user's code
+            for _ in range(2):
+                if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
+                    e.__traceback__ = e.__traceback__.tb_next
             drop_handler_frame(e)
-            content = wrap_exception(self._apply_info, e)
-            buffers = ()
+            content, buffers = wrap_exception(self._apply_info, e), ()
         self.busy = False
-        # the legacy MultiEngineClient asks for 0.10's queue semantics: a failure aborts
-        # what is queued behind it (claimed before the reply goes out, as in do_execute)
-        aborted = self._claim_queued() if content is not _OK and metadata.get(STOP_ON_ERROR) else None
+        failed = content.get("status") != "ok"
+        aborted = self._claim_queued() if failed and stop_on_error else None
         self._finish(request, content, buffers, started)
         if aborted:
             self.io.reply_aborted(aborted)

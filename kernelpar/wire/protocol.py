@@ -76,6 +76,12 @@ Execution (client -> engine on mux):
 * ``engine_info`` in errors: ``{engine_id, engine_uuid, method: "apply"|"execute"}``.
 * After a failed ``execute_request``, requests already queued on that engine are
   answered ``aborted`` (stop on error).
+* An ``execute_request`` of IPython 0.10's ``MultiEngineClient`` has ``legacy_execute
+  {raw, prelude}`` in its metadata: the engine runs the code with 0.10's interpreter
+  (:func:`kernelpar.client.legacy.onengine.execute`, not IPython) and the reply's content
+  is ``{status: "ok", legacy_result}`` (0.10's result dict), or an error as an
+  ``apply_reply``'s.  It costs what a modern ``execute`` does, where an apply of the same
+  function cost a pickled call more each way.
 
 Load-balanced tasks (client -> scheduler on task, see :mod:`kernelpar.controller.taskqueue`):
 ``apply_request`` without an engine routing id; scheduling flags in the metadata
@@ -127,6 +133,10 @@ MONITOR_TOPICS = {
     "control": (b"incontrol", b"outcontrol"),
     "task": (b"intask", b"outtask"),
 }
+
+#: metadata key of a legacy MultiEngineClient's ``execute_request``, and its reply's content key
+LEGACY_EXECUTE = "legacy_execute"
+LEGACY_RESULT = "legacy_result"
 
 ENGINE_EXIT_MIN_SECONDS = 5.0
 ENGINE_EXIT_PERIODS = 10

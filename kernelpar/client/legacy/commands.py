@@ -1,7 +1,8 @@
 """How a legacy MultiEngineClient command travels and how its replies become 0.10 results.
 
-Each command is one ``apply`` per targeted engine; its requests carry two metadata
-entries:
+Each command is one ``apply`` per targeted engine (``execute`` one ``execute_request``,
+which the engines run with 0.10's interpreter: ``legacy_execute`` in its metadata, see
+:mod:`kernelpar.wire.protocol`); the requests carry two metadata entries:
 
 * ``stop_on_error``: the engine aborts everything queued behind a command that fails
   (0.10's per-engine queue semantics); the aborted commands come back as ``aborted``
@@ -18,6 +19,7 @@ import re
 import types
 
 from ...errors import TaskAborted
+from ...wire.protocol import LEGACY_EXECUTE
 from .error import QueueCleared, collect_exceptions, engine_exception
 
 #: the engine's metadata flag (``kernelpar.engine.kernel.STOP_ON_ERROR``; the client
@@ -34,6 +36,12 @@ COMMAND_TEXT_LIMIT = 200
 def request_metadata(text):
     """The metadata of a legacy command's requests."""
     return {STOP_ON_ERROR: True, COMMAND_KEY: text}
+
+
+def execute_metadata(text, raw, prelude):
+    """The metadata of a legacy ``execute``'s requests: ``execute_request``s that the
+    engines run with 0.10's interpreter (``legacy_execute``, see :mod:`kernelpar.wire.protocol`)."""
+    return {**request_metadata(text), LEGACY_EXECUTE: {"raw": raw, "prelude": prelude}}
 
 
 def command_text(method, *args):

@@ -22,7 +22,15 @@ from concurrent.futures import Future
 
 from ..asyncresult import AsyncResult
 from . import magic, onengine, translate
-from .commands import COMMAND_KEY, command_text, nones, per_engine, request_metadata, shipped_function
+from .commands import (
+    COMMAND_KEY,
+    command_text,
+    execute_metadata,
+    nones,
+    per_engine,
+    request_metadata,
+    shipped_function,
+)
 from .error import InvalidEngineID, NoEnginesRegistered
 from .furl import FurlClient
 from .mecdata import DataMethods
@@ -136,9 +144,10 @@ class MultiEngineClient(FurlClient, DataMethods):
             source = translate.for_engine(lines, filename)
         except SyntaxError:
             source = lines  # the engines report it, as for any SyntaxError
-        args = (USER_NAMESPACE, lines, source, translate.engine_prelude())
-        return self._command("execute", onengine.execute, args, targets, block, command_text("execute", lines),
-                             shape=shape)
+        targets, block = self._flags(targets, block)
+        metadata = execute_metadata(command_text("execute", lines), lines, translate.engine_prelude())
+        futures = self._client._execute_futures(self._pairs(targets), source, metadata=metadata)
+        return self._issue(futures, "execute", per_engine(futures, "execute", shape=shape), block)
 
     def run(self, filename, targets=None, block=None):
         """Run a local file's source on the engines; a plain list of result dicts.

@@ -1,7 +1,8 @@
 """What the legacy API runs *on the engines*: IPython 0.10's interpreter semantics.
 
 The MultiEngineClient (and the TaskClient) call these functions with ``apply`` through
-the modern machinery.  They live in an importable module, so they are pickled by
+the modern machinery, except ``execute``, which the engine itself calls for the
+MultiEngineClient's ``execute_request`` (``legacy_execute`` in :mod:`kernelpar.wire.protocol`).  They live in an importable module, so they are pickled by
 reference and the engine imports them from its own kernelpar.  Each takes the namespace
 to work on as its first argument; :data:`USER_NAMESPACE` (None) means the engine's user
 namespace, found on the engine (:func:`kernelpar.wire.serialize.user_namespace`).  That
