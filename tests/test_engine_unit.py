@@ -324,9 +324,12 @@ def test_apply_stop_on_error_only_when_the_metadata_asks(engine):
     assert aborted[:2] == queued and len(aborted) == 3
 
 
-def test_legacy_execute_replies_with_the_0_10_result_dict_and_stops_on_error(engine):
+def test_legacy_execute_replies_with_the_0_10_result_dict_and_stops_on_error(engine, monkeypatch):
     """A MultiEngineClient's execute_request: 0.10's interpreter, not IPython's shell."""
+    from kernelpar.client.legacy import onengine
     from kernelpar.wire.protocol import LEGACY_EXECUTE, LEGACY_RESULT, execute_content
+
+    monkeypatch.setattr(onengine, "_engine_id", None)  # it caches this kernel's id: not for later tests
 
     kernel, io, submit = engine
     session = Session(b"key", session="legacy-session")
