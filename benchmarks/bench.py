@@ -12,12 +12,13 @@ Runs on a fresh local cluster of 2 engines, through the public API only:
 * W3  load-balanced no-op tasks: ``map_async(chunksize=1)`` and separate ``apply_async``
       throughput, total CPU per task, controller RSS growth over many tasks
 * TC  the legacy (IPython 0.10) TaskClient next to the LoadBalancedView calls it maps to:
-      ``tc.run(MapTask(noop))`` + ``get_task_result(block=True)`` against ``apply_sync``, and
-      ``tc.map`` against ``map_sync`` (interleaved rounds; the goal is the modern value)
+      ``tc.run(MapTask(noop))`` + ``get_task_result(block=True)`` against ``apply_sync``
+      (alternating calls), and ``tc.map`` against ``map_sync`` (interleaved rounds); the
+      goal is the modern value
 * MEC the legacy (IPython 0.10) MultiEngineClient next to the DirectView calls it maps to:
       ``mec.execute('a = 1')``, ``mec.push({'a': 1})`` and ``mec.pull('a')`` on both engines
-      against ``dview.execute``/``push``/``pull`` (interleaved rounds; the goal is the modern
-      value), and ``dview.apply_sync(noop)``: ``mec.execute`` travels as an apply
+      against ``dview.execute``/``push``/``pull`` (alternating calls; the goal is the modern
+      value)
 * B   (``--broadcast 2,8,32``) client CPU per ``execute('a=1')`` on N engines, DirectView
       against BroadcastView (coalescing), each on a fresh cluster of N engines
 
@@ -62,6 +63,22 @@ def median_us(fn, n, warm=20):
         fn()
         times.append(now() - t0)
     return statistics.median(times) * 1e6
+
+
+def paired_us(first, second, n, warm=20):
+    """Median µs of ``first()`` and of ``second()``, timed alternately ``n`` times each: this
+    VM's speed drifts within seconds, so blocks of one call then blocks of the other
+    compare moments, not calls."""
+    for _ in range(warm):
+        first()
+        second()
+    times = ([], [])
+    for _ in range(n):
+        for fn, out in zip((first, second), times):
+            t0 = now()
+            fn()
+            out.append(now() - t0)
+    return statistics.median(times[0]) * 1e6, statistics.median(times[1]) * 1e6
 
 
 def rss_mb(procs):
@@ -293,17 +310,18 @@ def run(args):
 
 
 def taskclient_rows(rc, row, args, rounds=5):
-    """TC rows: the legacy TaskClient against the modern calls, in interleaved rounds (medians)."""
+    """TC rows: the legacy TaskClient against the modern calls, alternating (medians)."""
     from kernelpar.client.legacy.task import MapTask
     from kernelpar.client.legacy.taskclient import TaskClient
 
     lview = rc.load_balanced_view()
     tc = TaskClient.from_client(rc)
-    calls, elements = max(1, args.lat_n // rounds), max(1, args.lb_tasks // 10)
-    apply_ms, run_ms, map_rate, tc_map_rate = [], [], [], []
+    apply_us, run_us = paired_us(lambda: lview.apply_sync(noop),
+                                 lambda: tc.get_task_result(tc.run(MapTask(noop)), block=True), args.lat_n)
+    tc.clear()
+    elements = max(1, args.lb_tasks // 10)
+    map_rate, tc_map_rate = [], []
     for _ in range(rounds):
-        apply_ms.append(median_us(lambda: lview.apply_sync(noop), calls) / 1000)
-        run_ms.append(median_us(lambda: tc.get_task_result(tc.run(MapTask(noop)), block=True), calls) / 1000)
         t0 = now()
         lview.map_sync(noop, range(elements))
         map_rate.append(elements / (now() - t0))
@@ -311,38 +329,28 @@ def taskclient_rows(rc, row, args, rounds=5):
         tc.map(noop, range(elements))
         tc_map_rate.append(elements / (now() - t0))
         tc.clear()
-    modern = statistics.median(apply_ms)
-    row("TC lview.apply_sync(noop) median", modern, "ms")
-    row("TC tc.run(MapTask(noop)) + get_task_result", statistics.median(run_ms), "ms", modern)
+    row("TC lview.apply_sync(noop) median", apply_us / 1000, "ms")
+    row("TC tc.run(MapTask(noop)) + get_task_result", run_us / 1000, "ms", apply_us / 1000)
     modern = statistics.median(map_rate)
     row(f"TC lview.map_sync(noop, range({elements}))", modern, "tasks/s")
     row(f"TC tc.map(noop, range({elements}))", statistics.median(tc_map_rate), "tasks/s", modern, better="higher")
 
 
-def multiengineclient_rows(rc, row, args, rounds=5):
-    """MEC rows: the legacy MultiEngineClient against the DirectView calls, in interleaved rounds (medians)."""
+def multiengineclient_rows(rc, row, args):
+    """MEC rows: the legacy MultiEngineClient against the DirectView calls, alternating (medians)."""
     from kernelpar.client.legacy.multiengineclient import MultiEngineClient
 
     dview = rc[:]
     mec = MultiEngineClient.from_client(rc)
-    calls = max(1, args.bcast_n // rounds)
     pairs = {
         "execute('a = 1')": (lambda: dview.execute("a = 1", block=True), lambda: mec.execute("a = 1")),
         "push({'a': 1})": (lambda: dview.push({"a": 1}, block=True), lambda: mec.push({"a": 1})),
         "pull('a')": (lambda: dview.pull("a", block=True), lambda: mec.pull("a")),
     }
-    times = {name: ([], []) for name in pairs}
-    apply_ms = []  # mec.execute travels as an apply (its result dict needs one): the modern apply for reference
-    for _ in range(rounds):
-        for name, (modern, legacy) in pairs.items():
-            times[name][0].append(median_us(modern, calls) / 1000)
-            times[name][1].append(median_us(legacy, calls) / 1000)
-        apply_ms.append(median_us(lambda: dview.apply_sync(noop), calls) / 1000)
-    for name, (modern, legacy) in times.items():
-        goal = statistics.median(modern)
-        row(f"MEC dview.{name} median", goal, "ms")
-        row(f"MEC mec.{name} median", statistics.median(legacy), "ms", goal)
-    row("MEC dview.apply_sync(noop) median", statistics.median(apply_ms), "ms")
+    for name, (modern, legacy) in pairs.items():
+        modern_us, legacy_us = paired_us(modern, legacy, args.bcast_n)
+        row(f"MEC dview.{name} median", modern_us / 1000, "ms")
+        row(f"MEC mec.{name} median", legacy_us / 1000, "ms", modern_us / 1000)
 
 
 def broadcast_costs(counts):
