@@ -23,6 +23,7 @@ import re
 import uuid
 from datetime import datetime, timezone
 from itertools import count
+from operator import itemgetter
 
 import orjson
 import zmq
@@ -109,7 +110,17 @@ class Message(dict):
     ``content``, ``buffers`` (zmq frames or bytes), ``msg_id``, ``msg_type``.
     """
 
-    __getattr__ = dict.__getitem__
+    # Properties, not ``__getattr__``: Python looks ``__getattr__`` up only after the
+    # normal lookup has failed, which builds an AttributeError (with its formatted
+    # message) for every access; the messages of every endpoint go through here.
+    idents = property(itemgetter("idents"))
+    header = property(itemgetter("header"))
+    parent_header = property(itemgetter("parent_header"))
+    metadata = property(itemgetter("metadata"))
+    content = property(itemgetter("content"))
+    buffers = property(itemgetter("buffers"))
+    msg_id = property(itemgetter("msg_id"))
+    msg_type = property(itemgetter("msg_type"))
 
 
 class Session:
