@@ -164,6 +164,8 @@ def test_plain_arguments_take_the_c_pickler_and_code_inside_them_still_travels_b
     local_tuple = collections.namedtuple("local_tuple", "a")
     local_tuple.__module__ = "kernelpar.wire.serialize"
     assert not serialize._is_plain(local_tuple(1)), "not importable by name: left to cloudpickle"
+    local_tuple.__module__ = None
+    assert not serialize._is_plain(local_tuple(1))
 
     long_list = list(range(1000))
     assert not serialize._is_plain(long_list), "past the scan limit it is left to cloudpickle"

@@ -176,11 +176,15 @@ _CONTAINER_TYPES = frozenset({tuple, list, set, frozenset})
 _PLAIN_SCAN_LIMIT = 64
 
 
-@functools.cache
 def _own_tuple_type(kind):
     """Whether ``kind`` is a tuple subclass (a namedtuple) importable from this package."""
-    module = sys.modules.get(kind.__module__) if kind.__module__.startswith("kernelpar.") else None
-    return issubclass(kind, tuple) and getattr(module, kind.__qualname__, None) is kind
+    module = getattr(kind, "__module__", None)
+    return isinstance(module, str) and module.startswith("kernelpar.") and _importable_tuple(kind)
+
+
+@functools.cache  # only this package's classes reach it: a bounded set
+def _importable_tuple(kind):
+    return issubclass(kind, tuple) and getattr(sys.modules.get(kind.__module__), kind.__qualname__, None) is kind
 
 
 def _is_plain(obj):
@@ -199,7 +203,7 @@ def _is_plain(obj):
         kind = type(item)
         if kind in _ATOM_TYPES or kind in _OWN_PICKLABLE_TYPES:
             continue
-        if kind in _CONTAINER_TYPES or _own_tuple_type(kind):
+        if kind in _CONTAINER_TYPES:
             todo.extend(item)
         elif kind is dict:
             todo.extend(item.keys())
@@ -210,6 +214,8 @@ def _is_plain(obj):
         elif kind.__module__ == "numpy" and kind.__name__ == "ndarray":
             if item.dtype.hasobject:
                 return False
+        elif _own_tuple_type(kind):
+            todo.extend(item)
         else:
             return False
     return not todo

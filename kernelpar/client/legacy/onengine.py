@@ -2,8 +2,9 @@
 
 The MultiEngineClient (and the TaskClient) call these functions with ``apply`` through
 the modern machinery, except ``execute``, which the engine itself calls for the
-MultiEngineClient's ``execute_request`` (``legacy_execute`` in :mod:`kernelpar.wire.protocol`).  They live in an importable module, so they are pickled by
-reference and the engine imports them from its own kernelpar.  Each takes the namespace
+MultiEngineClient's ``execute_request`` (``legacy_execute`` in
+:mod:`kernelpar.wire.protocol`).  They live in an importable module, so they are pickled
+by reference and the engine imports them from its own kernelpar.  Each takes the namespace
 to work on as its first argument; :data:`USER_NAMESPACE` (None) means the engine's user
 namespace, found on the engine (:func:`kernelpar.wire.serialize.user_namespace`).  That
 is cheaper than :mod:`kernelpar.client.enginefuncs`' ``Reference("globals()")``, which
