@@ -346,3 +346,52 @@ def test_ctrl_c_on_foreground_ipcluster_stops_everything(ipydir, form):
     assert "stopped" in out
     _wait_gone(pids, STOP_BOUND)
     assert not os.path.exists(cluster_file)
+
+
+def test_ipcluster_clean_refuses_a_running_cluster_and_removes_what_stopped_ones_left(ipydir):
+    profile_dir = os.path.join(ipydir, "profile_default")
+    cluster = Cluster(n=1, cluster_id="kept", profile_dir=profile_dir, controller_args=FAST)
+    cluster.start_cluster_sync()
+    try:
+        refused = _ipcluster("clean")
+        assert refused.returncode == 1
+        assert "cluster 'kept'" in refused.stderr and "is running" in refused.stderr and "--force" in refused.stderr
+        assert os.path.exists(cluster.cluster_file), "nothing is removed where a cluster runs"
+        assert _ipcluster("list").stdout.split().count("True") == 1
+    finally:
+        cluster.stop_cluster_sync()
+    # what a crashed cluster leaves: a cluster file naming dead processes, connection files, logs
+    stale = os.path.join(profile_dir, "security", "cluster-crashed.json")
+    connection.write_private_json(stale, cluster.to_dict())
+    connection.write_private_json(connection.connection_file(profile_dir, "client", "crashed"), {})
+    unreadable = os.path.join(profile_dir, "security", "cluster-garbled.json")
+    with open(unreadable, "w") as f:
+        f.write("{not json")
+    logs = os.listdir(os.path.join(profile_dir, "log"))
+    assert logs, "the stopped cluster's processes logged"
+
+    cleaned = _ipcluster("clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "cannot be read" in cleaned.stderr
+    assert cleaned.stdout.strip() == f"Cleaned {profile_dir}: removed {len(logs) + 3} files"
+    assert os.listdir(os.path.join(profile_dir, "log")) == []
+    assert os.listdir(os.path.join(profile_dir, "security")) == ["cluster-start.lock"]
+    assert _ipcluster("clean", "--profile", "nosuch").returncode == 1
+
+
+def test_ipcluster_clean_all_and_force(ipydir):
+    other = os.path.join(ipydir, "profile_other")
+    cluster = Cluster(n=0, cluster_id="forced", profile_dir=other, controller_args=FAST)
+    cluster.start_cluster_sync()
+    try:
+        os.makedirs(os.path.join(ipydir, "profile_default", "log"))
+        open(os.path.join(ipydir, "profile_default", "log", "old.log"), "w").close()
+        assert _ipcluster("clean", "--all").returncode == 1, "a running cluster in one profile"
+        assert not os.path.exists(os.path.join(ipydir, "profile_default", "log", "old.log")), "the others are cleaned"
+        forced = _ipcluster("clean", "--all", "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert not os.path.exists(cluster.cluster_file)
+        assert cluster.controller.running, "--force removes files, it does not stop processes"
+    finally:
+        cluster.stop_cluster_sync()
+    _wait_gone(_cluster_pids(cluster), STOP_BOUND)

@@ -6,6 +6,7 @@
                          [--ip IP] [--location HOST] [--engines local] [-- CONTROLLER ARGS]
     ipcluster stop [--profile P] [--cluster-id I] [--all]
     ipcluster list [-o json]
+    ipcluster clean [--profile P | --profile-dir D | --all] [--force]
     ipcluster local -n 4 [-r] [-x] [-y] ...   # IPython 0.10: a mode first, its options after it
 
 Arguments after ``--`` go to the controller (``ipcluster start -n 2 -- --ping 200``).
@@ -17,13 +18,16 @@ This is a dispatcher: a first argument that is an IPython 0.10 mode (``local``,
 (0.9's ``ipcluster -n 4``), runs the 0.10 command line (:mod:`.legacycli`); anything
 else the ipyparallel one here.
 
-Exit status: 0 ok; 1 failed; 2 usage; 10 already running; 11 nothing to stop.
+Exit status: 0 ok; 1 failed (``clean``: a cluster is running); 2 usage; 10 already
+running; 11 nothing to stop.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 
 from .._version import __version__
@@ -85,6 +89,13 @@ def build_parser():
     ls = sub.add_parser("list", help="list clusters (of every profile, unless one is given)")
     _add_profile_args(ls)
     ls.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+
+    clean = sub.add_parser("clean", help="remove the cluster, connection and log files a profile has left")
+    _add_profile_args(clean)
+    clean.add_argument("--all", action="store_true", help="clean every profile, not just one")
+    clean.add_argument("--force", action="store_true",
+                       help="clean even where a cluster is running (its processes are not stopped: "
+                            "they can be left as orphans)")
     return parser
 
 
@@ -174,6 +185,44 @@ def cmd_stop(args):
     return 0 if running else status
 
 
+def cmd_clean(args):
+    """Remove what clusters left in the profile(s): stale cluster files, logs and
+    connection files.  A profile where a cluster runs is left alone unless ``--force``."""
+    profile_dirs = files.profile_dirs(args.ipython_dir) if args.all else [_profile_dir(args)]
+    status = 0
+    for profile_dir in profile_dirs:
+        if not os.path.isdir(profile_dir):
+            print(f"ipcluster clean: no profile directory {profile_dir}", file=sys.stderr)
+            status = 1
+            continue
+        # under the start lock (where a cluster ever started): no cluster starts while
+        # its files are judged and removed
+        started_here = os.path.isdir(os.path.join(profile_dir, "security"))
+        with files.start_lock(profile_dir) if started_here else contextlib.nullcontext():
+            cluster_files, running = [], []
+            for path in files.cluster_files(profile_dir):
+                cluster_files.append(path)
+                try:
+                    cluster = Cluster.from_file(path, ipython_dir=args.ipython_dir)
+                except (OSError, ValueError, KeyError, LauncherNotAvailable) as e:
+                    print(f"ipcluster clean: removing {path}, which cannot be read: {e}", file=sys.stderr)
+                    continue
+                if cluster.running or cluster._has_processes():
+                    running.append(cluster)
+            if running and not args.force:
+                for cluster in running:
+                    print(f"ipcluster clean: cluster {cluster.cluster_id!r} in {profile_dir} is running: stop it "
+                          f"first (ipcluster stop --profile-dir {profile_dir} --cluster-id '{cluster.cluster_id}'), "
+                          "or use --force, which can leave its processes running as orphans", file=sys.stderr)
+                status = 1
+                continue
+            removed = cluster_files + files.leftover_files(profile_dir)
+            for path in removed:
+                files.remove_file(path)
+        print(f"Cleaned {profile_dir}: removed {len(removed)} file{'' if len(removed) == 1 else 's'}")
+    return status
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     from . import legacycli  # it builds on this module
@@ -192,4 +241,4 @@ def main(argv=None):
         sys.exit(cmd_start(args, controller_args))
     if controller_args:
         parser.error(f"'--' arguments are only for 'ipcluster start', not {args.command!r}")
-    sys.exit({"stop": cmd_stop, "list": cmd_list}[args.command](args))
+    sys.exit({"stop": cmd_stop, "list": cmd_list, "clean": cmd_clean}[args.command](args))

@@ -51,6 +51,14 @@ def remove_connection_files(profile_dir, cluster_id):
         remove_file(connection.connection_file(profile_dir, kind, cluster_id))
 
 
+def leftover_files(profile_dir):
+    """What ``ipcluster clean`` removes besides cluster files: every log file, and every
+    controller connection file, of the profile (the start lock stays: see above)."""
+    logs = glob.glob(os.path.join(profile_dir, "log", "*"))
+    connections = glob.glob(os.path.join(profile_dir, "security", "ipcontroller-*.json"))
+    return sorted(p for p in logs + connections if os.path.isfile(p))
+
+
 def profile_dirs(ipython_dir=None):
     """Every ``profile_*`` directory in the IPython directory."""
     root = ipython_dir or connection.ipython_dir()
