@@ -395,3 +395,35 @@ def test_ipcluster_clean_all_and_force(ipydir):
     finally:
         cluster.stop_cluster_sync()
     _wait_gone(_cluster_pids(cluster), STOP_BOUND)
+
+
+def test_ipcluster_engines_adds_engines_detached_and_in_the_foreground(ipydir):
+    assert _ipcluster("engines", "-n", "1").returncode == 1, "no cluster to add to"
+    assert _ipcluster("start", "-n", "1", "--daemonize", "--", *FAST).returncode == 0
+    cluster_file = os.path.join(ipydir, "profile_default", "security", "cluster-.json")
+    foreground = None
+    rc = kernelpar.Client(connection.connection_file(os.path.dirname(os.path.dirname(cluster_file)), "client"))
+    try:
+        added = _ipcluster("engines", "-n", "1", "--daemonize")
+        assert added.returncode == 0, added.stderr
+        assert "Added 1 engines" in added.stdout
+        assert len(rc.ids) == 2, "registered when --daemonize returns"
+        assert [row.split()[3] for row in _ipcluster("list").stdout.strip().splitlines()[1:]] == ["2"]
+
+        foreground = subprocess.Popen([sys.executable, "-m", "kernelpar.cluster", "engines", "-n", "1"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rc.wait_for_engines(3, timeout=60)
+        foreground.send_signal(signal.SIGINT)
+        assert foreground.wait(30) == 0, foreground.stdout.read()
+        _wait_for(lambda: len(rc.ids) == 2, 30, "the foreground engine to unregister")
+        assert rc[:].apply_sync(os.getpid) and len(rc.ids) == 2, "the cluster keeps running"
+    finally:
+        if foreground is not None and foreground.poll() is None:
+            foreground.kill()
+            foreground.wait()
+        rc.close()
+        pids, ipcluster_pid = _pids_in_cluster_file(cluster_file)
+        stop = _ipcluster("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert len(pids) == 3, "the controller, the cluster's engine and the detached one"
+    _wait_gone(pids + [ipcluster_pid], STOP_BOUND)

@@ -6,6 +6,7 @@
                          [--ip IP] [--location HOST] [--engines local] [-- CONTROLLER ARGS]
     ipcluster stop [--profile P] [--cluster-id I] [--all]
     ipcluster list [-o json]
+    ipcluster engines -n 2 [--profile P | --profile-dir D] [--cluster-id I] [--daemonize]
     ipcluster clean [--profile P | --profile-dir D | --all] [--force]
     ipcluster local -n 4 [-r] [-x] [-y] ...   # IPython 0.10: a mode first, its options after it
 
@@ -89,6 +90,17 @@ def build_parser():
     ls = sub.add_parser("list", help="list clusters (of every profile, unless one is given)")
     _add_profile_args(ls)
     ls.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+
+    engines = sub.add_parser("engines", help="add engines to a running cluster (they stop with this command "
+                                             "unless --daemonize)")
+    _add_profile_args(engines)
+    engines.add_argument("-n", "--n", type=int, default=None, help="number of engines (default: one per CPU)")
+    engines.add_argument("--cluster-id", default="", help="cluster id (default: '')")
+    engines.add_argument("--engines", default=None, help="engine launcher (default: the cluster's)")
+    engines.add_argument("--daemonize", "--daemon", action="store_true",
+                         help="return once the engines have registered; they stop with the cluster")
+    engines.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ... (default INFO)")
+    engines.add_argument("--debug", action="store_const", const="DEBUG", dest="log_level", help="--log-level DEBUG")
 
     clean = sub.add_parser("clean", help="remove the cluster, connection and log files a profile has left")
     _add_profile_args(clean)
@@ -241,4 +253,11 @@ def main(argv=None):
         sys.exit(cmd_start(args, controller_args))
     if controller_args:
         parser.error(f"'--' arguments are only for 'ipcluster start', not {args.command!r}")
+    if args.command == "engines":
+        from .engines import cmd_engines
+
+        if args.n is not None and args.n < 1:
+            parser.error(f"-n must be >= 1, not {args.n}")
+        _configure_logging(args.log_level)
+        sys.exit(cmd_engines(args))
     sys.exit({"stop": cmd_stop, "list": cmd_list, "clean": cmd_clean}[args.command](args))
