@@ -66,10 +66,25 @@ def wait_until(condition, what, timeout=WAIT):
         time.sleep(0.02)
 
 
-def hold(path, then=""):
-    """StringTask source that waits (at most 60 s) for ``path`` to exist, then runs ``then``."""
-    return (f"import os, time\n_deadline = time.time() + 60\n"
+def hold(path, then="", started=None):
+    """StringTask source that waits (at most 60 s) for ``path`` to exist, then runs ``then``;
+    it first creates the file ``started``, if given."""
+    mark = f"open({str(started)!r}, 'w').close()\n" if started else ""
+    return (f"{mark}import os, time\n_deadline = time.time() + 60\n"
             f"while not os.path.exists({str(path)!r}) and time.time() < _deadline:\n    time.sleep(0.01)\n{then}")
+
+
+def occupy_both_engines(tc, tmp_path, release):
+    """Two tasks holding engines 0 and 1 until ``release`` exists; their ids, once both run.
+
+    They are known to run when their code has started: "pending" alone is not enough,
+    since a task first sent to the other engine is pending there until its ``depend``
+    refuses it, and then waits again.
+    """
+    started = [tmp_path / f"started-{k}" for k in (0, 1)]
+    holders = [tc.run(StringTask(hold(release, started=started[k]), depend=on(k))) for k in (0, 1)]
+    wait_until(lambda: all(path.exists() for path in started), "both engines to be busy")
+    return holders
 
 
 def running(tc, taskid):
@@ -279,8 +294,7 @@ def test_tc10_rejected_tasks_are_retried_until_an_engine_accepts_them(tc, pinned
 
 def test_tc11_abort_queued_running_completed(tc, tmp_path):
     release = tmp_path / "release"
-    holders = [tc.run(StringTask(hold(release), depend=on(k))) for k in (0, 1)]
-    wait_until(lambda: all(running(tc, t) for t in holders), "both engines to be busy")
+    holders = occupy_both_engines(tc, tmp_path, release)
     queued = tc.run(StringTask("q = 1", pull="q"))
     assert tc.queue_status(verbose=True)["scheduled"].count(queued) == 1
     assert tc.abort(queued) is None
@@ -312,8 +326,7 @@ def test_tc12_barrier_waits_and_swallows_errors(tc):
 
 def test_tc13_queue_status_counts_and_ids(tc, tmp_path):
     release = tmp_path / "release"
-    holders = [tc.run(StringTask(hold(release), depend=on(k))) for k in (0, 1)]
-    wait_until(lambda: all(running(tc, t) for t in holders), "both engines to be busy")
+    holders = occupy_both_engines(tc, tmp_path, release)
     queued = [tc.run(StringTask("w = 1")) for _ in range(3)]
     status = tc.queue_status()
     assert set(status) == {"scheduled", "pending", "succeeded", "failed"}
