@@ -31,6 +31,7 @@ from .. import profileconfig
 from ..wire import connection
 from . import files
 from ._async import with_sync_twins
+from .arguments import cpu_count, engine_count, seconds
 from .launchers import NotRunning, controller_launcher_class, engine_launcher_class, launcher_name
 from .launchers.base import exit_codes
 from .process import POLL_INTERVAL, TERM_GRACE, ProcessHandle, stop_handles
@@ -91,28 +92,6 @@ def _log_stopped(log, what):
     return callback
 
 
-def _engine_count(n):
-    """``n`` if it is a number of engines, else a TypeError or ValueError naming it."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"the number of engines n must be an int, not {n!r}")
-    if n < 0:
-        raise ValueError(f"the number of engines n must be >= 0, not {n}")
-    return n
-
-
-def _seconds(name, value):
-    """``value`` as a float of seconds, else a TypeError or ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, not {value}")
-    return float(value)
-
-
-def _cpu_count():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @with_sync_twins
 class Cluster:
     """A kernelpar cluster: one controller and any number of engine sets.
@@ -152,7 +131,7 @@ class Cluster:
             return value
 
         n = given("n", n)
-        self.n = None if n is None else _engine_count(n)
+        self.n = None if n is None else engine_count(n)
         self.shutdown_atexit = given("shutdown_atexit", shutdown_atexit, True)
         cluster_id = given("cluster_id", cluster_id)
         self.cluster_id = _default_cluster_id() if cluster_id is None else cluster_id
@@ -161,8 +140,8 @@ class Cluster:
         self.engine_args = list(given("engine_args", engine_args, ()))
         self.controller_ip = given("controller_ip", controller_ip)
         self.controller_location = given("controller_location", controller_location)
-        self.delay = _seconds("delay", given("delay", delay, 0.0))
-        self.engine_timeout = _seconds("engine_timeout", given("engine_timeout", engine_timeout, 60))
+        self.delay = seconds("delay", given("delay", delay, 0.0))
+        self.engine_timeout = seconds("engine_timeout", given("engine_timeout", engine_timeout, 60))
         self.log_level = log_level
         self.work_dir = given("work_dir", work_dir)
         self.send_engines_connection_env = given("send_engines_connection_env", send_engines_connection_env, True)
@@ -411,7 +390,7 @@ class Cluster:
 
         Call it again to add more engines: each call starts a new engine set.
         """
-        n = _engine_count(n) if n is not None else self.n if self.n is not None else _cpu_count()
+        n = engine_count(n) if n is not None else self.n if self.n is not None else cpu_count()
         if engine_set_id is None:
             engine_set_id = self._new_engine_set_id()
         elif engine_set_id in self.engines and self.engines[engine_set_id].running:
@@ -472,7 +451,7 @@ class Cluster:
         ``activate=True`` registers the ``%px`` magics on a blocking view of all engines.
         """
         if n is None and self.n is None:
-            n = _cpu_count()
+            n = cpu_count()
         await self.start_cluster(n)
         client = await self.connect_client()
         try:
@@ -543,7 +522,7 @@ class Cluster:
         # longer to exit by themselves (each runs its exit handlers): the engines' grace
         # grows with that ratio, so they are not SIGKILLed while exiting cleanly.
         n_engines = sum(getattr(s, "n", 1) for s in self.engines.values())
-        engine_grace = ENGINE_TERM_GRACE * max(1.0, n_engines / (2 * _cpu_count()))
+        engine_grace = ENGINE_TERM_GRACE * max(1.0, n_engines / (2 * cpu_count()))
         deadline = time.monotonic() + STOP_DEADLINE + engine_grace - ENGINE_TERM_GRACE
         ipcluster = asyncio.ensure_future(self._stop_ipcluster())
         await self._stop_engine_sets(list(self.engines), engine_grace)

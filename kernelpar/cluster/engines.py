@@ -21,7 +21,8 @@ import time
 
 from ..wire import connection
 from . import files
-from .cluster import Cluster, _cpu_count, wait_for_engines
+from .arguments import cpu_count
+from .cluster import Cluster, wait_for_engines
 from .launchers import LauncherNotAvailable
 from .launchers.base import exit_codes
 
@@ -48,7 +49,7 @@ def cmd_engines(args):
         print(f"ipcluster engines: the controller of cluster {args.cluster_id!r} in {profile_dir} is not running",
               file=sys.stderr)
         return 1
-    n = args.n if args.n is not None else _cpu_count()
+    n = args.n if args.n is not None else cpu_count()
     if args.daemonize:
         return asyncio.run(_add_detached(cluster, n))
     return asyncio.run(_run_foreground(cluster, n))

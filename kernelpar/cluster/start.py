@@ -28,7 +28,8 @@ from ..wire import connection
 from ..wire.protocol import EXIT_NOT_REGISTERED
 from . import files
 from .app import ALREADY_STARTED
-from .cluster import Cluster, ClusterRunning, _cpu_count, wait_for_engines
+from .arguments import cpu_count
+from .cluster import Cluster, ClusterRunning, wait_for_engines
 from .launchers import LauncherNotAvailable
 from .launchers.base import PARENT_PID_ENV, exit_codes, pythonpath_with_kernelpar
 from .process import POLL_INTERVAL, ProcessHandle, stop_handles
@@ -217,7 +218,7 @@ async def _wait_until_up(cluster, handle, n, timeout):
 
 
 def daemonize(args, controller_args, cluster):
-    n = cluster.n if cluster.n is not None else _cpu_count()
+    n = cluster.n if cluster.n is not None else cpu_count()
     output = os.path.join(cluster.profile_dir, "log",
                           f"ipcluster-{cluster.cluster_id or 'default'}-{int(time.time())}-{os.getpid()}.log")
     cmd = [sys.executable, "-m", "kernelpar.cluster", *_child_argv(args, cluster), "--", *controller_args]
